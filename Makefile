@@ -1,0 +1,47 @@
+# Clipstream serverless. Two commands for a newcomer:
+#   make dev    run the whole product locally (API on 127.0.0.1:8000)
+#   make test   run the test suite
+# Both install what they need first, idempotently (fast the second time).
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip --disable-pip-version-check
+REQUIREMENTS := requirements.txt requirements-dev.txt layers/media/requirements.txt layers/ml/requirements.txt
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+PYTEST_ARGS ?=
+
+.PHONY: help install dev test system-deps node-tools models clean
+
+help:
+	@echo "make dev    - run the local stack (Postgres, AWS emulator, API on :8000)"
+	@echo "make test   - install and run the tests"
+
+$(VENV)/.installed: $(REQUIREMENTS)
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q -r requirements-dev.txt
+	@touch $@
+
+# Debian packages the test clips need (speech for transcription tests).
+system-deps:
+	@command -v espeak-ng >/dev/null || { \
+	  echo "installing espeak-ng (Debian) ..."; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq espeak-ng >/dev/null; }
+
+tests/tools/node_modules/.installed: tests/tools/package.json tests/tools/package-lock.json
+	cd tests/tools && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+node-tools: tests/tools/node_modules/.installed
+
+install: $(VENV)/.installed system-deps node-tools
+
+dev: install
+	$(PY) -m infra.local.stack
+
+test: install
+	$(PY) -m pytest -c tests/pytest.ini --rootdir=. $(PYTEST_ARGS)
+
+clean:
+	rm -rf .local build

@@ -1,0 +1,109 @@
+"""Video processing state: processing_index, status and the stage history.
+
+processing_index: 1 dedup, 2 transcode, 3 speech-to-text, 4 AI analysis,
+0 complete, -1 duplicate. Steps never move a video backwards: an update only
+lands when the new index ranks at or after the current one, so a retried or
+redriven step cannot undo later progress.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from chalicelib import db
+
+logger = logging.getLogger(__name__)
+
+STAGE_INDEX = {"dedup": 1, "transcode": 2, "transcribe": 3, "embed": 4, "finalize": 0}
+STAGE_NAMES = {1: "dedup", 2: "transcoding", 3: "speech-to-text", 4: "ai-analysis",
+               0: "complete", -1: "duplicate"}
+
+# Order of processing_index values along the pipeline (0 and -1 are final).
+_RANK_SQL = "(CASE {col} WHEN 0 THEN 5 WHEN -1 THEN 6 ELSE {col} END)"
+RANK = {1: 1, 2: 2, 3: 3, 4: 4, 0: 5, -1: 6}
+
+
+class VideoGone(Exception):
+    """The video row no longer exists (deleted while processing)."""
+
+
+def begin_stage(video_id: str, stage: str, execution: str | None) -> int:
+    """Record a stage attempt and move the video to its index; the stage_run id."""
+    index = STAGE_INDEX[stage]
+    with db.transaction() as cur:
+        cur.execute("SELECT processing_index, status FROM videos WHERE id = %s FOR UPDATE",
+                    (video_id,))
+        row = cur.fetchone()
+        if row is None:
+            raise VideoGone(f"video {video_id} no longer exists")
+        if RANK[index] >= RANK[row["processing_index"]] and row["status"] != "duplicate":
+            cur.execute(
+                "UPDATE videos SET processing_index = %s, status = 'running',"
+                " failure_reason = NULL, failed_stage = NULL, updated_at = now()"
+                " WHERE id = %s", (index, video_id))
+        cur.execute(
+            "INSERT INTO stage_runs (video_id, execution_name, stage, status)"
+            " VALUES (%s, %s, %s, 'running') RETURNING id", (video_id, execution, stage))
+        return cur.fetchone()["id"]
+
+
+def end_stage(run_id: int, error: str | None = None) -> None:
+    """Close a stage attempt as succeeded, or failed with its error."""
+    db.execute(
+        "UPDATE stage_runs SET status = %s, error = %s, finished_at = now() WHERE id = %s",
+        ("failed" if error else "succeeded", error, run_id))
+
+
+def update_video(video_id: str, **fields: Any) -> None:
+    """Store facts a step learned about the video (duration, codecs, hash ...)."""
+    if not fields:
+        return
+    cols = ", ".join(f"{name} = %s" for name in fields)
+    db.execute(f"UPDATE videos SET {cols}, updated_at = now() WHERE id = %s",
+               (*fields.values(), video_id))
+
+
+def complete(video_id: str) -> None:
+    """processing_index 0: every asset is stored."""
+    db.execute(
+        "UPDATE videos SET processing_index = 0, status = 'complete', processed_at = now(),"
+        " failure_reason = NULL, failed_stage = NULL, updated_at = now()"
+        f" WHERE id = %s AND {_RANK_SQL.format(col='processing_index')} <= 5",
+        (video_id,))
+
+
+def mark_duplicate(video_id: str, original_id: str, similarity: float) -> None:
+    """processing_index -1: flagged as a duplicate of an earlier clip."""
+    db.execute(
+        "UPDATE videos SET processing_index = -1, status = 'duplicate', duplicate_of = %s,"
+        " similarity = %s, processed_at = now(), updated_at = now() WHERE id = %s",
+        (original_id, similarity, video_id))
+
+
+def mark_failed(video_id: str, reason: str, execution: str | None = None) -> bool:
+    """Record a failure, its reason and its stage; False when the video is gone.
+
+    The failed stage is the latest attempt of the video; attempts still
+    marked running (a step killed at its timeout) are closed as failed.
+    """
+    reason = reason[:2000]
+    with db.transaction() as cur:
+        cur.execute(
+            "UPDATE stage_runs SET status = 'failed', error = %s, finished_at = now()"
+            " WHERE video_id = %s AND status = 'running'"
+            " AND (%s::text IS NULL OR execution_name = %s)",
+            (reason, video_id, execution, execution))
+        cur.execute(
+            "UPDATE videos SET status = 'failed', failure_reason = %s, updated_at = now(),"
+            " failed_stage = (SELECT stage FROM stage_runs WHERE video_id = %s"
+            "                 ORDER BY started_at DESC, id DESC LIMIT 1)"
+            " WHERE id = %s AND status NOT IN ('complete', 'duplicate')",
+            (reason, video_id, video_id))
+        return cur.rowcount > 0
+
+
+def finish_execution(execution_name: str, status: str) -> None:
+    """Close the execution's row once the machine reached a final state."""
+    db.execute(
+        "UPDATE pipeline_executions SET status = %s, finished_at = now()"
+        " WHERE execution_name = %s", (status, execution_name))

@@ -1,0 +1,210 @@
+"""Create in an AWS-compatible endpoint what AWS gets: roles, functions, bucket, state machine.
+
+Targets the embedded emulator by default, and real LocalStack + MinIO when
+AWS_ENDPOINT_URL / S3_ENDPOINT_URL point there. The function table comes
+from the Chalice app itself (its lambda functions and S3 event source) and
+.chalice/config.json (memory, timeout, environment), so what runs locally is
+what `chalice package` describes.
+"""
+from __future__ import annotations
+
+import io
+import json
+import logging
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+from botocore.exceptions import ClientError
+
+logger = logging.getLogger(__name__)
+
+ROOT = Path(__file__).resolve().parents[2]
+ASL_PATH = ROOT / "stepfunctions" / "pipeline.asl.json"
+RUNTIME = "python3.11"
+
+# ${Placeholder} in the ASL -> Chalice function name.
+ASL_FUNCTIONS = {
+    "DedupFunctionArn": "pipeline_dedup",
+    "MarkDuplicateFunctionArn": "pipeline_mark_duplicate",
+    "TranscodeFunctionArn": "pipeline_transcode",
+    "TranscribeFunctionArn": "pipeline_transcribe",
+    "EmbedFunctionArn": "pipeline_embed",
+    "FinalizeFunctionArn": "pipeline_finalize",
+    "MarkFailedFunctionArn": "pipeline_mark_failed",
+}
+
+# Browsers upload straight to the bucket with presigned PUT/POST.
+BUCKET_CORS = {"CORSRules": [{
+    "AllowedMethods": ["GET", "HEAD", "PUT", "POST"],
+    "AllowedOrigins": ["*"],
+    "AllowedHeaders": ["*"],
+    "ExposeHeaders": ["ETag"],
+    "MaxAgeSeconds": 3600,
+}]}
+
+
+@dataclass
+class FunctionSpec:
+    name: str            # Chalice's name, e.g. pipeline_dedup
+    handler: str         # e.g. app.pipeline_dedup
+    memory: int
+    timeout: int
+    environment: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Deployment:
+    stage: str
+    bucket: str
+    functions: dict[str, str]   # chalice name -> ARN
+    state_machine_arn: str
+
+
+def full_name(app_name: str, stage: str, name: str) -> str:
+    """The deployed function name, as Chalice names it."""
+    return f"{app_name}-{stage}-{name}"
+
+
+def _config() -> dict:
+    return json.loads((ROOT / ".chalice" / "config.json").read_text())
+
+
+def _lookup(cfg: dict, stage: str, name: str, key: str, default: Any) -> Any:
+    st = cfg.get("stages", {}).get(stage, {})
+    for scope in (st.get("lambda_functions", {}).get(name, {}), cfg.get("lambda_functions", {}).get(name, {}),
+                  st, cfg):
+        if key in scope:
+            return scope[key]
+    return default
+
+
+def function_specs(stage: str) -> list[FunctionSpec]:
+    """Every non-API Lambda of the Chalice app, with its stage configuration."""
+    from app import app as chalice_app
+
+    cfg = _config()
+    env = {**cfg.get("environment_variables", {}),
+           **cfg.get("stages", {}).get(stage, {}).get("environment_variables", {})}
+    entries = [(f.name, f.handler_string) for f in chalice_app.pure_lambda_functions]
+    entries += [(s.name, s.handler_string) for s in chalice_app.event_sources]
+    return [FunctionSpec(name=n, handler=h,
+                         memory=int(_lookup(cfg, stage, n, "lambda_memory_size", 128)),
+                         timeout=int(_lookup(cfg, stage, n, "lambda_timeout", 60)),
+                         environment={**env, **_lookup(cfg, stage, n, "environment_variables", {})})
+            for n, h in entries]
+
+
+def _code_zip() -> bytes:
+    """A deployment zip of the app (the emulator runs the in-repo code; LocalStack runs this)."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.write(ROOT / "app.py", "app.py")
+        for path in (ROOT / "chalicelib").rglob("*"):
+            if path.is_file() and "__pycache__" not in path.parts:
+                zf.write(path, str(path.relative_to(ROOT)))
+    return buf.getvalue()
+
+
+def _ensure_role(iam: Any, name: str, service: str) -> str:
+    trust = {"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}]}
+    try:
+        return iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] != "EntityAlreadyExists":
+            raise
+        return iam.get_role(RoleName=name)["Role"]["Arn"]
+
+
+def _ensure_function(lam: Any, spec: FunctionSpec, fname: str, role: str, code: bytes,
+                     runtime_env: dict[str, str]) -> str:
+    env = {"Variables": {**spec.environment, **runtime_env}}
+    try:
+        return lam.create_function(
+            FunctionName=fname, Runtime=RUNTIME, Role=role, Handler=spec.handler,
+            Code={"ZipFile": code}, MemorySize=spec.memory, Timeout=spec.timeout,
+            Environment=env)["FunctionArn"]
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] != "ResourceConflictException":
+            raise
+        lam.update_function_configuration(FunctionName=fname, Role=role, Handler=spec.handler,
+                                          MemorySize=spec.memory, Timeout=spec.timeout,
+                                          Environment=env)
+        lam.update_function_code(FunctionName=fname, ZipFile=code)
+        return lam.get_function(FunctionName=fname)["Configuration"]["FunctionArn"]
+
+
+def _ensure_bucket(s3: Any, lam: Any, bucket: str, region: str, on_upload_arn: str) -> None:
+    try:
+        kwargs = {} if region == "us-east-1" else {
+            "CreateBucketConfiguration": {"LocationConstraint": region}}
+        s3.create_bucket(Bucket=bucket, **kwargs)
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
+            raise
+    s3.put_bucket_cors(Bucket=bucket, CORSConfiguration=BUCKET_CORS)
+    try:
+        lam.add_permission(FunctionName=on_upload_arn, StatementId="s3-raw-uploads",
+                           Action="lambda:InvokeFunction", Principal="s3.amazonaws.com",
+                           SourceArn=f"arn:aws:s3:::{bucket}")
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] != "ResourceConflictException":
+            raise
+    s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration={
+        "LambdaFunctionConfigurations": [{
+            "Id": "raw-uploads-start-processing",
+            "LambdaFunctionArn": on_upload_arn,
+            "Events": ["s3:ObjectCreated:*"],
+            "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": "raw-uploads/"}]}},
+        }]})
+
+
+def render_definition(arns: dict[str, str]) -> str:
+    """The ASL with its ${Placeholders} filled, as DefinitionSubstitutions does."""
+    text = ASL_PATH.read_text()
+    for placeholder, name in ASL_FUNCTIONS.items():
+        text = text.replace("${%s}" % placeholder, arns[name])
+    if "${" in text:
+        raise ValueError("unfilled placeholder in the state machine definition")
+    return text
+
+
+def _ensure_state_machine(sfn: Any, name: str, definition: str, role: str) -> str:
+    for sm in sfn.list_state_machines()["stateMachines"]:
+        if sm["name"] == name:
+            sfn.update_state_machine(stateMachineArn=sm["stateMachineArn"],
+                                     definition=definition, roleArn=role)
+            return sm["stateMachineArn"]
+    return sfn.create_state_machine(name=name, definition=definition, roleArn=role,
+                                    type="STANDARD")["stateMachineArn"]
+
+
+def deploy(*, stage: str, bucket: str, region: str, aws_endpoint: str | None,
+           s3_endpoint: str | None, runtime_env: dict[str, str]) -> Deployment:
+    """Create or update every resource; idempotent."""
+    session = boto3.session.Session(region_name=region)
+    iam = session.client("iam", endpoint_url=aws_endpoint)
+    lam = session.client("lambda", endpoint_url=aws_endpoint)
+    sfn = session.client("stepfunctions", endpoint_url=aws_endpoint)
+    s3 = session.client("s3", endpoint_url=s3_endpoint or aws_endpoint)
+
+    app_name = _config()["app_name"]
+    lambda_role = _ensure_role(iam, f"{app_name}-{stage}-lambda", "lambda.amazonaws.com")
+    states_role = _ensure_role(iam, f"{app_name}-{stage}-states", "states.amazonaws.com")
+    code = _code_zip()
+    arns = {spec.name: _ensure_function(lam, spec, full_name(app_name, stage, spec.name),
+                                        lambda_role, code, runtime_env)
+            for spec in function_specs(stage)}
+    _ensure_bucket(s3, lam, bucket, region, arns["on_upload"])
+    sm_arn = _ensure_state_machine(sfn, f"{app_name}-{stage}-pipeline", render_definition(arns),
+                                   states_role)
+    # The trigger starts executions: it learns the machine's ARN once it exists.
+    upload_spec = next(s for s in function_specs(stage) if s.name == "on_upload")
+    lam.update_function_configuration(
+        FunctionName=arns["on_upload"],
+        Environment={"Variables": {**upload_spec.environment, **runtime_env,
+                                   "STATE_MACHINE_ARN": sm_arn}})
+    return Deployment(stage=stage, bucket=bucket, functions=arns, state_machine_arn=sm_arn)

@@ -1,0 +1,217 @@
+"""The whole product on one machine: Postgres, the AWS emulator, the deploy, the API.
+
+`make dev` runs `python -m infra.local.stack` in the foreground until Ctrl-C.
+The tests start the same stack (without `chalice local` unless they ask) on
+free ports with throwaway data.
+
+State between runs: the emulator keeps objects in memory, so every start
+resets the local database too; rows and objects are always consistent.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from infra.local.postgres import LocalPostgres, free_port  # noqa: E402
+
+logger = logging.getLogger("clipstream.stack")
+
+DEFAULT_DB_NAME = "clipstream"
+
+
+@dataclass
+class StackConfig:
+    stage: str = "local"
+    bucket: str = "clipstream"
+    region: str = "us-east-1"
+    emulator_port: int = 4566
+    api_port: int = 8000
+    pg_port: int = 54320
+    data_dir: Path = ROOT / ".local"
+    database_url: str | None = None      # an external Postgres instead of the embedded one
+    aws_endpoint_url: str | None = None  # real LocalStack instead of the embedded emulator
+    s3_endpoint_url: str | None = None   # MinIO
+    reset_database: bool = True
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+
+class Stack:
+    """Starts and stops every part; `env` is what the API and handlers run with."""
+
+    def __init__(self, config: StackConfig) -> None:
+        self.config = config
+        self.postgres: LocalPostgres | None = None
+        self.emulator = None
+        self.api_process: subprocess.Popen | None = None
+        self.deployment = None
+        self.env: dict[str, str] = {}
+
+    # -- parts
+    def _start_postgres(self) -> str:
+        c = self.config
+        if c.database_url:
+            return c.database_url
+        self.postgres = LocalPostgres(c.data_dir / "pgdata", c.pg_port)
+        self.postgres.start()
+        return self.postgres.create_database(DEFAULT_DB_NAME, reset=c.reset_database)
+
+    def _start_emulator(self) -> str:
+        c = self.config
+        if c.aws_endpoint_url:
+            return c.aws_endpoint_url
+        from infra.local.emulator import Emulator
+        self.emulator = Emulator("127.0.0.1", c.emulator_port).start()
+        return self.emulator.endpoint
+
+    def start(self, *, api: bool = True) -> "Stack":
+        c = self.config
+        database_url = self._start_postgres()
+        aws_endpoint = self._start_emulator()
+        s3_endpoint = c.s3_endpoint_url or aws_endpoint
+        self.env = {
+            "STAGE": c.stage,
+            "DATABASE_URL": database_url,
+            "BUCKET_NAME": c.bucket,
+            "AWS_REGION": c.region,
+            "AWS_DEFAULT_REGION": c.region,
+            "AWS_ACCESS_KEY_ID": os.environ.get("AWS_ACCESS_KEY_ID", "local"),
+            "AWS_SECRET_ACCESS_KEY": os.environ.get("AWS_SECRET_ACCESS_KEY", "local"),
+            "AWS_ENDPOINT_URL": aws_endpoint,
+            "S3_ENDPOINT_URL": s3_endpoint,
+            "PUBLIC_BASE_URL": f"http://127.0.0.1:{c.api_port}",
+            "MINIO_WEBHOOK_SECRET": os.environ.get("MINIO_WEBHOOK_SECRET", "local-webhook-secret"),
+            "POWERTOOLS_SERVICE_NAME": "clipstream",
+            "POWERTOOLS_METRICS_NAMESPACE": "ClipstreamLocal",
+            **c.extra_env,
+        }
+        # Handlers the emulator runs live in this process: same settings as the API.
+        os.environ.update(self.env)
+        from chalicelib.config import reset_settings
+        reset_settings()
+        from chalicelib.db.migrate import migrate
+        migrate()
+
+        from infra.local.deploy import deploy
+        self.deployment = deploy(stage=c.stage, bucket=c.bucket, region=c.region,
+                                 aws_endpoint=aws_endpoint, s3_endpoint=s3_endpoint,
+                                 runtime_env=self.env)
+        self.env["STATE_MACHINE_ARN"] = self.deployment.state_machine_arn
+        os.environ["STATE_MACHINE_ARN"] = self.deployment.state_machine_arn
+        reset_settings()
+        if api:
+            self._start_api()
+        return self
+
+    def _start_api(self) -> None:
+        c = self.config
+        chalice = Path(sys.executable).with_name("chalice")
+        self.api_process = subprocess.Popen(
+            [str(chalice), "local", "--stage", c.stage, "--host", "127.0.0.1",
+             "--port", str(c.api_port), "--no-autoreload"],
+            cwd=ROOT, env={**os.environ, **self.env}, start_new_session=True)
+        wait_for_http(f"http://127.0.0.1:{c.api_port}/health", timeout_s=60,
+                      process=self.api_process)
+
+    def stop(self) -> None:
+        if self.api_process and self.api_process.poll() is None:
+            os.killpg(self.api_process.pid, signal.SIGTERM)
+            try:
+                self.api_process.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.api_process.pid, signal.SIGKILL)
+        from chalicelib import db
+        db.close()
+        if self.emulator:
+            self.emulator.stop()
+        if self.postgres:
+            self.postgres.stop()
+
+    def describe(self) -> str:
+        c = self.config
+        lines = [
+            "Clipstream local stack is up:",
+            f"  API              http://127.0.0.1:{c.api_port}   (try: curl -s 127.0.0.1:{c.api_port}/health)",
+            f"  AWS emulator     {self.env['AWS_ENDPOINT_URL']}   (S3, Step Functions, Lambda, IAM, STS)",
+            f"  bucket           s3://{c.bucket}",
+            f"  state machine    {self.env['STATE_MACHINE_ARN']}",
+            f"  Postgres         {self.env['DATABASE_URL']}",
+            "Ctrl-C stops everything.",
+        ]
+        return "\n".join(lines)
+
+
+def wait_for_http(url: str, timeout_s: float, process: subprocess.Popen | None = None) -> None:
+    """Wait until url answers (any HTTP status) or fail."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"process serving {url} exited with {process.returncode}")
+        try:
+            urllib.request.urlopen(url, timeout=2)
+            return
+        except urllib.error.HTTPError:
+            return
+        except OSError:
+            time.sleep(0.2)
+    raise TimeoutError(f"{url} did not answer within {timeout_s}s")
+
+
+def test_config(tmp: Path | None = None) -> StackConfig:
+    """A throwaway stack on free ports (what the test suite starts)."""
+    tmp = tmp or Path(tempfile.mkdtemp(prefix="clipstream-test-"))
+    return StackConfig(emulator_port=free_port(), api_port=free_port(), pg_port=free_port(),
+                       data_dir=tmp)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Run the Clipstream local stack.")
+    parser.add_argument("--api-port", type=int, default=int(os.environ.get("API_PORT", 8000)))
+    parser.add_argument("--emulator-port", type=int, default=int(os.environ.get("EMULATOR_PORT", 4566)))
+    parser.add_argument("--pg-port", type=int, default=int(os.environ.get("PG_PORT", 54320)))
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    for noisy in ("werkzeug", "botocore", "moto", "urllib3"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    config = StackConfig(api_port=args.api_port, emulator_port=args.emulator_port,
+                         pg_port=args.pg_port,
+                         database_url=os.environ.get("DATABASE_URL") or None,
+                         aws_endpoint_url=os.environ.get("AWS_ENDPOINT_URL") or None,
+                         s3_endpoint_url=os.environ.get("S3_ENDPOINT_URL") or None)
+    stack = Stack(config)
+    stopping = threading.Event()
+
+    def on_signal(signum: int, frame: object) -> None:
+        stopping.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        stack.start(api=True)
+        print(stack.describe(), flush=True)
+        while not stopping.is_set():
+            if stack.api_process and stack.api_process.poll() is not None:
+                logger.error("chalice local exited with %s", stack.api_process.returncode)
+                return 1
+            stopping.wait(1.0)
+    finally:
+        print("stopping the local stack ...", flush=True)
+        stack.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
