@@ -12,7 +12,7 @@ REQUIREMENTS := requirements.txt requirements-dev.txt layers/media/requirements.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PYTEST_ARGS ?=
 
-.PHONY: help install dev test system-deps node-tools models clean
+.PHONY: help install dev test system-deps node-tools models clean token
 
 help:
 	@echo "make dev    - run the local stack (Postgres, AWS emulator, API on :8000)"
@@ -45,3 +45,8 @@ test: install
 
 clean:
 	rm -rf .local build
+
+# A Google-format ID token for the local stack: make token EMAIL=you@example.com [NAME="You"]
+token: $(VENV)/.installed
+	@test -n "$(EMAIL)" || { echo "usage: make token EMAIL=someone@example.com [NAME=...]" >&2; exit 2; }
+	@$(PY) -m infra.local.google_keys token --email "$(EMAIL)" $(if $(NAME),--name "$(NAME)")

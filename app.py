@@ -11,8 +11,9 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from chalice import Chalice, ConvertToMiddleware, Response
 
-from chalicelib.api import health
+from chalicelib.api import auth, health
 from chalicelib.api.http import chalice_error_to_contract, handles_errors, json_body
+from chalicelib.auth.users import current_user
 from chalicelib.config import get_settings
 from chalicelib.errors import AuthenticationError
 
@@ -36,6 +37,39 @@ def root() -> Response:
 @app.route("/health", methods=["GET"])
 def health_check() -> Response:
     return _health()
+
+
+# ---------------------------------------------------------------- sign-in
+
+@app.route("/auth/verify", methods=["POST"])
+@handles_errors
+def auth_verify() -> dict:
+    return auth.verify(json_body(app.current_request))
+
+
+@app.route("/auth/user", methods=["GET"])
+@handles_errors
+def auth_user() -> dict:
+    return auth.me(_user())
+
+
+@app.route("/auth/refresh", methods=["POST"])
+@handles_errors
+def auth_refresh() -> dict:
+    return auth.refresh(json_body(app.current_request))
+
+
+@app.route("/auth/logout", methods=["POST"])
+@handles_errors
+def auth_logout() -> dict:
+    return auth.logout(json_body(app.current_request))
+
+
+# ---------------------------------------------------------------- streams, members, invites
+# (routes of the Stream Management section)
+
+
+# ---------------------------------------------------------------- videos and processing
 
 
 # ---------------------------------------------------------------- upload trigger
@@ -101,6 +135,10 @@ def pipeline_mark_failed(event: dict, context: Any) -> dict:
 
 
 # ---------------------------------------------------------------- helpers
+
+def _user() -> dict:
+    return current_user(app.current_request)
+
 
 def _health() -> Response:
     status, body = health.check()

@@ -36,6 +36,7 @@ class Settings:
     google_certs_url: str = "https://www.googleapis.com/oauth2/v1/certs"
     google_issuers: tuple[str, ...] = ("accounts.google.com", "https://accounts.google.com")
     jwt_secret: str = ""
+    jwt_secret_arn: str | None = None
     jwt_ttl_s: int = 3600
     refresh_ttl_s: int = 30 * 24 * 3600
     admin_emails: tuple[str, ...] = ()
@@ -61,6 +62,7 @@ def get_settings() -> Settings:
         google_client_ids=_list(env.get("GOOGLE_CLIENT_IDS")),
         google_certs_url=env.get("GOOGLE_CERTS_URL", Settings.google_certs_url),
         jwt_secret=env.get("JWT_SECRET", ""),
+        jwt_secret_arn=env.get("JWT_SECRET_ARN") or None,
         jwt_ttl_s=int(env.get("JWT_TTL_SECONDS", "3600")),
         refresh_ttl_s=int(env.get("REFRESH_TTL_SECONDS", str(30 * 24 * 3600))),
         admin_emails=tuple(e.lower() for e in _list(env.get("ADMIN_EMAILS"))),

@@ -113,3 +113,27 @@ def make_video(stack) -> Callable[..., dict]:
              storage.raw_key(vid, ext)))
 
     return make
+
+
+@pytest.fixture(scope="session")
+def google_key(stack):
+    """The local stack's Google signing key (mints Google-format ID tokens)."""
+    return stack.google_key
+
+
+@pytest.fixture()
+def sign_in(client, google_key) -> Callable[..., dict]:
+    """Sign in through POST /auth/verify; returns the response body plus ready headers."""
+    import json
+
+    def sign(email: str | None = None, name: str | None = None) -> dict:
+        email = email or f"user-{uuid.uuid4().hex[:10]}@example.com"
+        resp = client.http.post("/auth/verify", headers={"Content-Type": "application/json"},
+                                body=json.dumps({"id_token": google_key.mint(email, name)}))
+        assert resp.status_code == 200, resp.body
+        body = json.loads(resp.body)
+        body["headers"] = {"Authorization": f"Bearer {body['app_token']}",
+                           "Content-Type": "application/json"}
+        return body
+
+    return sign

@@ -41,6 +41,7 @@ class StackConfig:
     emulator_port: int = 4566
     api_port: int = 8000
     pg_port: int = 54320
+    certs_port: int = 4580
     data_dir: Path = ROOT / ".local"
     database_url: str | None = None      # an external Postgres instead of the embedded one
     aws_endpoint_url: str | None = None  # real LocalStack instead of the embedded emulator
@@ -58,6 +59,8 @@ class Stack:
         self.emulator = None
         self.api_process: subprocess.Popen | None = None
         self.deployment = None
+        self.certs = None
+        self.google_key = None
         self.env: dict[str, str] = {}
 
     # -- parts
@@ -77,10 +80,30 @@ class Stack:
         self.emulator = Emulator("127.0.0.1", c.emulator_port).start()
         return self.emulator.endpoint
 
+    def _start_google_certs(self) -> dict[str, str]:
+        """Our own Google signing key, published where the API fetches Google's."""
+        from infra.local.google_keys import LOCAL_CLIENT_ID, CertsServer, DevKey
+        c = self.config
+        self.google_key = DevKey(c.data_dir / "google-dev-key.pem")
+        self.certs = CertsServer(self.google_key, c.certs_port)
+        return {"GOOGLE_CERTS_URL": self.certs.url,
+                "GOOGLE_CLIENT_IDS": os.environ.get("GOOGLE_CLIENT_IDS", LOCAL_CLIENT_ID)}
+
+    def _jwt_secret(self) -> str:
+        """A per-checkout secret, kept so app tokens survive a restart of make dev."""
+        import secrets
+        path = self.config.data_dir / "jwt-secret"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(secrets.token_urlsafe(48))
+            path.chmod(0o600)
+        return path.read_text().strip()
+
     def start(self, *, api: bool = True) -> "Stack":
         c = self.config
         database_url = self._start_postgres()
         aws_endpoint = self._start_emulator()
+        google_env = self._start_google_certs()
         s3_endpoint = c.s3_endpoint_url or aws_endpoint
         self.env = {
             "STAGE": c.stage,
@@ -96,6 +119,9 @@ class Stack:
             "MINIO_WEBHOOK_SECRET": os.environ.get("MINIO_WEBHOOK_SECRET", "local-webhook-secret"),
             "POWERTOOLS_SERVICE_NAME": "clipstream",
             "POWERTOOLS_METRICS_NAMESPACE": "ClipstreamLocal",
+            "JWT_SECRET": os.environ.get("JWT_SECRET") or self._jwt_secret(),
+            "ADMIN_EMAILS": os.environ.get("ADMIN_EMAILS", "admin@example.com"),
+            **google_env,
             **c.extra_env,
         }
         # Handlers the emulator runs live in this process: same settings as the API.
@@ -137,6 +163,8 @@ class Stack:
         db.close()
         if self.emulator:
             self.emulator.stop()
+        if self.certs:
+            self.certs.stop()
         if self.postgres:
             self.postgres.stop()
 
@@ -149,6 +177,7 @@ class Stack:
             f"  bucket           s3://{c.bucket}",
             f"  state machine    {self.env['STATE_MACHINE_ARN']}",
             f"  Postgres         {self.env['DATABASE_URL']}",
+            f"  Google certs     {self.env['GOOGLE_CERTS_URL']}   (make token EMAIL=you@example.com)",
             "Ctrl-C stops everything.",
         ]
         return "\n".join(lines)
@@ -174,7 +203,7 @@ def test_config(tmp: Path | None = None) -> StackConfig:
     """A throwaway stack on free ports (what the test suite starts)."""
     tmp = tmp or Path(tempfile.mkdtemp(prefix="clipstream-test-"))
     return StackConfig(emulator_port=free_port(), api_port=free_port(), pg_port=free_port(),
-                       data_dir=tmp)
+                       certs_port=free_port(), data_dir=tmp)
 
 
 def main(argv: list[str] | None = None) -> int:
