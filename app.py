@@ -11,13 +11,15 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from chalice import Chalice, ConvertToMiddleware, Response
 
-from chalicelib.api import auth, health
-from chalicelib.api.http import chalice_error_to_contract, handles_errors, json_body
-from chalicelib.auth.users import current_user
+from chalicelib.api import auth, health, processing, uploads, videos
+from chalicelib.api import invites, streams
+from chalicelib.api.http import chalice_error_to_contract, handles_errors, json_body, paging, parse_uuid
+from chalicelib.auth.users import current_user, require_platform_admin
 from chalicelib.config import get_settings
 from chalicelib.errors import AuthenticationError
 
 app = Chalice(app_name="clipstream")
+app.api.binary_types.extend(sorted({t for types in uploads.CONTENT_TYPES.values() for t in types}))
 logger = Logger(service="clipstream")
 app.register_middleware(ConvertToMiddleware(logger.inject_lambda_context))
 
@@ -68,8 +70,162 @@ def auth_logout() -> dict:
 # ---------------------------------------------------------------- streams, members, invites
 # (routes of the Stream Management section)
 
+@app.route("/streams", methods=["GET"])
+@handles_errors
+def streams_list() -> dict:
+    return streams.list_streams(_user(), *paging(app.current_request))
+
+
+@app.route("/streams", methods=["POST"])
+@handles_errors
+def streams_create() -> Response:
+    body = streams.create_stream(_user(), json_body(app.current_request))
+    return Response(body=body, status_code=201)
+
+
+@app.route("/streams/{stream_id}", methods=["GET"])
+@handles_errors
+def streams_get(stream_id: str) -> dict:
+    return streams.get_stream(_user(), stream_id)
+
+
+@app.route("/streams/{stream_id}", methods=["PUT"])
+@handles_errors
+def streams_update(stream_id: str) -> dict:
+    return streams.update_stream(_user(), stream_id, json_body(app.current_request))
+
+
+@app.route("/streams/{stream_id}", methods=["DELETE"])
+@handles_errors
+def streams_delete(stream_id: str) -> Response:
+    streams.delete_stream(_user(), stream_id)
+    return Response(status_code=204, body="")
+
+
+@app.route("/streams/{stream_id}/members", methods=["GET"])
+@handles_errors
+def members_list(stream_id: str) -> dict:
+    return streams.list_members(_user(), stream_id, *paging(app.current_request))
+
+
+@app.route("/streams/{stream_id}/members/{user_id}", methods=["PUT"])
+@handles_errors
+def members_update(stream_id: str, user_id: str) -> dict:
+    return streams.update_member(_user(), stream_id, user_id, json_body(app.current_request))
+
+
+@app.route("/streams/{stream_id}/members/{user_id}", methods=["DELETE"])
+@handles_errors
+def members_remove(stream_id: str, user_id: str) -> Response:
+    streams.remove_member(_user(), stream_id, user_id)
+    return Response(status_code=204, body="")
+
+
+@app.route("/streams/{stream_id}/invites", methods=["GET"])
+@handles_errors
+def invites_list(stream_id: str) -> dict:
+    return invites.list_invites(_user(), stream_id, *paging(app.current_request))
+
+
+@app.route("/streams/{stream_id}/invites", methods=["POST"])
+@handles_errors
+def invites_create(stream_id: str) -> Response:
+    body = invites.create_invite(_user(), stream_id, json_body(app.current_request))
+    return Response(body=body, status_code=201)
+
+
+@app.route("/streams/{stream_id}/invites/{code}", methods=["GET"])
+@handles_errors
+def invites_get(stream_id: str, code: str) -> dict:
+    return invites.get_invite(_user(), stream_id, code)
+
+
+@app.route("/streams/{stream_id}/invites/{code}", methods=["PUT"])
+@handles_errors
+def invites_update(stream_id: str, code: str) -> dict:
+    return invites.update_invite(_user(), stream_id, code, json_body(app.current_request))
+
+
+@app.route("/streams/{stream_id}/invites/{code}", methods=["DELETE"])
+@handles_errors
+def invites_revoke(stream_id: str, code: str) -> Response:
+    invites.revoke_invite(_user(), stream_id, code)
+    return Response(status_code=204, body="")
+
+
+@app.route("/invites/{code}", methods=["GET"])
+@handles_errors
+def invites_public(code: str) -> dict:
+    return invites.public_invite(code)
+
+
+@app.route("/invites/{code}/join", methods=["POST"])
+@handles_errors
+def invites_join(code: str) -> dict:
+    return invites.join(_user(), code)
+
 
 # ---------------------------------------------------------------- videos and processing
+
+@app.route("/streams/{stream_id}/videos", methods=["POST"],
+           content_types=["application/json", *sorted({t for ts in uploads.CONTENT_TYPES.values() for t in ts})])
+@handles_errors
+def upload_video(stream_id: str) -> Response:
+    request, sid = app.current_request, parse_uuid(stream_id, "Stream")
+    content_type = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
+    if content_type.startswith("video/"):
+        body = uploads.create_direct(_user(), sid, request.query_params or {}, content_type,
+                                     request.raw_body or b"")
+    else:
+        body = uploads.create(_user(), sid, json_body(request))
+    return Response(body=body, status_code=201)
+
+
+@app.route("/videos/{video_id}/upload-url", methods=["POST"])
+@handles_errors
+def reissue_upload_url(video_id: str) -> dict:
+    return uploads.reissue(_user(), parse_uuid(video_id, "Video"))
+
+
+@app.route("/videos/{video_id}/processing", methods=["GET"])
+@handles_errors
+def video_processing(video_id: str) -> dict:
+    return processing.processing(_user(), parse_uuid(video_id, "Video"))
+
+
+@app.route("/videos/{video_id}/stream", methods=["GET"])
+@handles_errors
+def video_stream(video_id: str) -> dict:
+    return videos.stream_urls(_user(), parse_uuid(video_id, "Video"))
+
+
+@app.route("/processing/queue", methods=["GET"])
+@handles_errors
+def processing_queue() -> dict:
+    require_platform_admin(_user())
+    return processing.queue()
+
+
+@app.route("/processing/stats", methods=["GET"])
+@handles_errors
+def processing_stats() -> dict:
+    require_platform_admin(_user())
+    return processing.stats()
+
+
+@app.route("/admin/processing/retry", methods=["POST"])
+@handles_errors
+def retry_processing() -> dict:
+    require_platform_admin(_user())
+    return processing.retry(json_body(app.current_request))
+
+
+@app.route("/admin/duplicates", methods=["GET"])
+@handles_errors
+def admin_duplicates() -> dict:
+    require_platform_admin(_user())
+    return processing.duplicates(*paging(app.current_request))
+
 
 
 # ---------------------------------------------------------------- upload trigger

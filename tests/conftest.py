@@ -25,14 +25,22 @@ os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
 
 
 @pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory):
-    """The whole local stack minus `chalice local`, torn down after the session."""
+def stack():
+    """The whole local stack minus `chalice local`, torn down after the session.
+
+    Its data lives in a fresh /tmp folder rather than pytest's tmp_path: the
+    Postgres server runs as another user, and pytest re-restricts its own tmp
+    root whenever another session starts.
+    """
+    import shutil
+
     from infra.local.stack import Stack, test_config
 
-    s = Stack(test_config(tmp_path_factory.mktemp("stack")))
+    s = Stack(test_config())
     s.start(api=False)
     yield s
     s.stop()
+    shutil.rmtree(s.config.data_dir, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

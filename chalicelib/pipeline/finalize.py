@@ -43,7 +43,8 @@ def failure_reason(error: dict | None) -> str:
 def mark_failed(event: Envelope) -> Envelope:
     """Record the failure on the video; the machine then ends in its Fail state."""
     reason = failure_reason(event.get("error"))
-    if not progress.mark_failed(event["video_id"], reason, event.get("execution")):
+    if not progress.mark_failed(event["video_id"], reason, event.get("execution"),
+                                event.get("failed_stage")):
         logger.info("failed video is gone", extra={"video_id": event["video_id"]})
     if event.get("execution"):
         progress.finish_execution(event["execution"], "failed")

@@ -7,6 +7,7 @@ redriven step cannot undo later progress.
 """
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
@@ -47,11 +48,29 @@ def begin_stage(video_id: str, stage: str, execution: str | None) -> int:
         return cur.fetchone()["id"]
 
 
-def end_stage(run_id: int, error: str | None = None) -> None:
-    """Close a stage attempt as succeeded, or failed with its error."""
+def end_stage(run_id: int, error: str | None = None, output: dict | None = None) -> None:
+    """Close a stage attempt as succeeded (with its output), or failed with its error."""
     db.execute(
-        "UPDATE stage_runs SET status = %s, error = %s, finished_at = now() WHERE id = %s",
-        ("failed" if error else "succeeded", error, run_id))
+        "UPDATE stage_runs SET status = %s, error = %s, output = %s, finished_at = now()"
+        " WHERE id = %s",
+        ("failed" if error else "succeeded", error,
+         None if error else json.dumps(output or {}), run_id))
+
+
+def succeeded_output(video_id: str, stage: str) -> dict | None:
+    """The output of the stage's latest successful attempt for this video, if any."""
+    row = db.fetch_one(
+        "SELECT output FROM stage_runs WHERE video_id = %s AND stage = %s AND status = 'succeeded'"
+        " AND output IS NOT NULL ORDER BY finished_at DESC LIMIT 1", (video_id, stage))
+    return row["output"] if row else None
+
+
+def record_resumed(video_id: str, stage: str, execution: str | None, output: dict) -> None:
+    """Note in the history that a resumed execution reused a stage's earlier result."""
+    db.execute(
+        "INSERT INTO stage_runs (video_id, execution_name, stage, status, finished_at, output, resumed)"
+        " VALUES (%s, %s, %s, 'succeeded', now(), %s, true)",
+        (video_id, execution, stage, json.dumps(output)))
 
 
 def update_video(video_id: str, **fields: Any) -> None:
@@ -80,11 +99,14 @@ def mark_duplicate(video_id: str, original_id: str, similarity: float) -> None:
         (original_id, similarity, video_id))
 
 
-def mark_failed(video_id: str, reason: str, execution: str | None = None) -> bool:
+def mark_failed(video_id: str, reason: str, execution: str | None = None,
+                stage: str | None = None) -> bool:
     """Record a failure, its reason and its stage; False when the video is gone.
 
-    The failed stage is the latest attempt of the video; attempts still
-    marked running (a step killed at its timeout) are closed as failed.
+    The failed stage is the one the state machine names (else the video's
+    latest attempt); the video moves to that stage's index (never backwards)
+    and attempts still marked running (a step killed at its timeout) are
+    closed as failed.
     """
     reason = reason[:2000]
     with db.transaction() as cur:
@@ -93,12 +115,16 @@ def mark_failed(video_id: str, reason: str, execution: str | None = None) -> boo
             " WHERE video_id = %s AND status = 'running'"
             " AND (%s::text IS NULL OR execution_name = %s)",
             (reason, video_id, execution, execution))
+        index = STAGE_INDEX.get(stage or "")
         cur.execute(
             "UPDATE videos SET status = 'failed', failure_reason = %s, updated_at = now(),"
-            " failed_stage = (SELECT stage FROM stage_runs WHERE video_id = %s"
-            "                 ORDER BY started_at DESC, id DESC LIMIT 1)"
+            " failed_stage = coalesce(%s, (SELECT stage FROM stage_runs WHERE video_id = %s"
+            "                 ORDER BY started_at DESC, id DESC LIMIT 1)),"
+            " processing_index = CASE WHEN %s::int IS NOT NULL AND %s::int > 0"
+            f"   AND {_RANK_SQL.format(col='%s::int')} > {_RANK_SQL.format(col='processing_index')}"
+            "   THEN %s::int ELSE processing_index END"
             " WHERE id = %s AND status NOT IN ('complete', 'duplicate')",
-            (reason, video_id, video_id))
+            (reason, stage, video_id, index, index, index, index, index, video_id))
         return cur.rowcount > 0
 
 

@@ -109,6 +109,8 @@ def start_for_object(rec: dict) -> tuple[str, str]:
         return "duplicates", name
     payload = {"video_id": video_id, "bucket": rec["bucket"], "key": rec["key"],
                "etag": etag.strip('"'), "execution": name}
+    if rec.get("resume"):
+        payload["resume"] = True
     try:
         resp = sfn_client().start_execution(
             stateMachineArn=get_settings().state_machine_arn, name=name,

@@ -49,6 +49,11 @@ def stage_step(stage: str) -> Callable[[Callable[[Envelope], dict | None]], Call
         @functools.wraps(body)
         def run(event: Envelope) -> Envelope:
             video_id = event["video_id"]
+            if event.get("resume"):
+                done = progress.succeeded_output(video_id, stage)
+                if done is not None:
+                    progress.record_resumed(video_id, stage, event.get("execution"), done)
+                    return {**event, **done}
             run_id = progress.begin_stage(video_id, stage, event.get("execution"))
             try:
                 out = body(event) or {}
@@ -58,7 +63,7 @@ def stage_step(stage: str) -> Callable[[Callable[[Envelope], dict | None]], Call
             except Exception as exc:
                 progress.end_stage(run_id, error=f"{type(exc).__name__}: {exc}")
                 raise
-            progress.end_stage(run_id)
+            progress.end_stage(run_id, output=out)
             return {**event, **out}
 
         return run

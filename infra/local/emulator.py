@@ -203,6 +203,9 @@ class Emulator:
         from moto.core.config import default_user_config
         from moto.server import ThreadedMotoServer
 
+        # The interpreter logs every failed execution at ERROR; executions are
+        # inspected through the API instead.
+        logging.getLogger("moto.stepfunctions.parser").setLevel(logging.CRITICAL)
         default_user_config["stepfunctions"] = {"execute_state_machine": True}
         default_user_config["lambda"] = {"use_docker": False}
         _install_lambda_backend()

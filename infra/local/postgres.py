@@ -62,8 +62,10 @@ class LocalPostgres:
         self._run_as = SYSTEM_USER
 
     def _run(self, args: list[str], timeout: float = 60) -> None:
-        subprocess.run(args, check=True, timeout=timeout, user=self._run_as,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        result = subprocess.run(args, timeout=timeout, user=self._run_as,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        if result.returncode != 0:
+            raise RuntimeError(f"{' '.join(args[:1])} {' '.join(args[-1:])} failed: {result.stdout.strip()}")
 
     # -- lifecycle
     def init(self) -> None:
@@ -84,9 +86,9 @@ class LocalPostgres:
         try:
             self._run([_bin("pg_ctl"), "-D", str(self.datadir), "-o", opts, "-l", str(self.log),
                        "-w", "-t", "60", "start"], timeout=90)
-        except subprocess.CalledProcessError as exc:
+        except RuntimeError as exc:
             tail = self.log.read_text(errors="replace")[-2000:] if self.log.exists() else ""
-            raise RuntimeError(f"postgres failed to start: {exc.stderr!r}\n{tail}") from exc
+            raise RuntimeError(f"postgres failed to start: {exc}\n{tail}") from exc
         return self.url("postgres")
 
     def running(self) -> bool:

@@ -45,7 +45,9 @@ def test_every_task_has_timeout_retry_and_catch():
         assert state["TimeoutSeconds"] > 0, name
         assert lambda_errors <= set(state["Retry"][0]["ErrorEquals"]), name
         if name != "MarkFailed":
-            assert state["Catch"][0]["Next"] == "MarkFailed", name
+            handler = definition["States"][state["Catch"][0]["Next"]]
+            assert handler == {"Type": "Pass", "Comment": handler["Comment"], "Result": handler["Result"],
+                               "ResultPath": "$.failed_stage", "Next": "MarkFailed"}, name
 
 
 def test_started_execution_runs_the_repo_handlers(stack, sfn, make_user, make_stream, make_video):
@@ -64,9 +66,9 @@ def test_started_execution_runs_the_repo_handlers(stack, sfn, make_user, make_st
     entered = [e["stateEnteredEventDetails"]["name"] for e in history
                if e["type"] == "TaskStateEntered"]
     assert entered == ["Dedup", "MarkFailed"]
-    status = wait_for(lambda: sfn.describe_execution(
-        executionArn=execution["executionArn"])["status"] != "RUNNING" and sfn.describe_execution(
-        executionArn=execution["executionArn"])["status"], 30)
+    assert row["failed_stage"] == "dedup"
+    status = wait_for(lambda: (s := sfn.describe_execution(
+        executionArn=execution["executionArn"])["status"]) != "RUNNING" and s, 30)
     assert status == "FAILED"
 
 
@@ -83,5 +85,6 @@ def test_upload_event_runs_the_pipeline_to_complete(stack, s3, sfn, make_user, m
         "SELECT stage FROM stage_runs WHERE video_id = %s ORDER BY id", (vid,))]
     assert stages == ["dedup", "transcode", "transcribe", "embed"]
     [execution] = db.fetch_all("SELECT * FROM pipeline_executions WHERE video_id = %s", (vid,))
-    desc = sfn.describe_execution(executionArn=execution["execution_arn"])
-    assert desc["status"] == "SUCCEEDED"
+    status = wait_for(lambda: (s := sfn.describe_execution(
+        executionArn=execution["execution_arn"])["status"]) != "RUNNING" and s, 30)
+    assert status == "SUCCEEDED"

@@ -1,0 +1,310 @@
+"""Upload → S3 event → Step Functions, exactly once (the upload/state-machine issue)."""
+from __future__ import annotations
+
+import json
+import threading
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import requests
+
+from tests.helpers import video_row, wait_for, wait_for_final
+
+TRANSCODE_FN = "clipstream-local-pipeline_transcode"
+DEDUP_FN = "clipstream-local-pipeline_dedup"
+
+
+def _post(client, path, body, headers):
+    resp = client.http.post(path, headers=headers, body=body if isinstance(body, (str, bytes)) else json.dumps(body))
+    return resp.status_code, json.loads(resp.body) if resp.body else None
+
+
+def _new_video(client, me, stream, data=b"clip bytes", **overrides):
+    body = {"title": "Nice shot", "filename": "clip.mp4", "size_bytes": len(data),
+            "content_type": "video/mp4", **overrides}
+    status, resp = _post(client, f"/streams/{stream['id']}/videos", body, me["headers"])
+    assert status == 201, resp
+    return resp
+
+
+@pytest.fixture()
+def creator(sign_in, make_stream):
+    me = sign_in()
+    stream = make_stream({"id": me["user"]["id"]})
+    return me, stream
+
+
+def _add_member(stream, user_id, role):
+    from chalicelib import db
+    db.execute("INSERT INTO stream_members (stream_id, user_id, role) VALUES (%s, %s, %s)",
+               (stream["id"], user_id, role))
+
+
+def test_presigned_put_upload_processes_to_complete(client, creator):
+    me, stream = creator
+    data = uuid.uuid4().bytes * 100
+    created = _new_video(client, me, stream, data)
+    assert created["processing_index"] == 1
+    assert f"raw-uploads/{created['id']}.mp4" in created["upload_url"]
+    assert "X-Amz-Expires" in created["upload_url"] and "X-Amz-Signature" in created["upload_url"]
+    # A plain HTTP client uploads straight to storage.
+    put = requests.put(created["upload_url"], data=data, headers={"Content-Type": "video/mp4"}, timeout=30)
+    assert put.status_code == 200, put.text
+    row = wait_for_final(created["id"], 60)
+    assert (row["processing_index"], row["status"]) == (0, "complete")
+    resp = client.http.get(f"/videos/{created['id']}/processing", headers=me["headers"])
+    body = json.loads(resp.body)
+    assert body["status"] == "complete" and body["processing_index"] == 0 and body["stage"] == "complete"
+    assert body["execution_arn"].startswith("arn:aws:states:")
+    assert body["started_at"] and body["finished_at"] and body["failure_reason"] is None
+    assert [h["stage"] for h in body["history"]] == ["dedup", "transcode", "transcribe", "embed"]
+
+
+def test_presigned_post_upload_processes_to_complete(client, creator):
+    me, stream = creator
+    data = uuid.uuid4().bytes * 64
+    created = _new_video(client, me, stream, data, filename="clip.mov", content_type="video/quicktime")
+    form = created["upload"]
+    assert form["fields"]["key"] == f"raw-uploads/{created['id']}.mov"
+    assert form["fields"]["Content-Type"] == "video/quicktime"
+    policy = json.loads(__import__("base64").b64decode(form["fields"]["policy"]))
+    assert ["content-length-range", 1, len(data)] in policy["conditions"]
+    resp = requests.post(form["url"], data=form["fields"], files={"file": ("clip.mov", data)}, timeout=30)
+    assert resp.status_code in (200, 204), resp.text
+    row = wait_for_final(created["id"], 60)
+    assert row["status"] == "complete"
+
+
+def test_direct_upload_of_a_small_clip(client, creator, s3):
+    me, stream = creator
+    data = uuid.uuid4().bytes * 10
+    resp = client.http.post(f"/streams/{stream['id']}/videos?filename=small.mp4&title=Small",
+                            headers={**me["headers"], "Content-Type": "video/mp4"}, body=data)
+    assert resp.status_code == 201, resp.body
+    created = json.loads(resp.body)
+    assert set(created) == {"id", "processing_index"}
+    assert s3.get_object(Bucket="clipstream", Key=f"raw-uploads/{created['id']}.mp4")["Body"].read() == data
+    assert wait_for_final(created["id"], 60)["status"] == "complete"
+
+
+@pytest.mark.parametrize("overrides,status,expected", [
+    ({"filename": "clip.mkv"}, 400, {"error": "Invalid video file", "details": ["file must be .mp4, .avi, or .mov"]}),
+    ({"filename": "clip"}, 400, {"error": "Invalid video file", "details": ["file must be .mp4, .avi, or .mov"]}),
+    ({"size_bytes": 2 * 1024**3 + 1}, 413, {"error": "File too large", "max_size": "2GB"}),
+    ({"size_bytes": 0}, 400, None),
+    ({"size_bytes": "12"}, 400, None),
+    ({"content_type": "image/png"}, 400, None),
+    ({"filename": None}, 400, {"error": "Invalid video file", "details": ["filename is required"]}),
+    ({"title": "x" * 201}, 400, None),
+])
+def test_upload_validation(client, creator, overrides, status, expected):
+    me, stream = creator
+    body = {"title": "t", "filename": "clip.mp4", "size_bytes": 10, "content_type": "video/mp4", **overrides}
+    got_status, got = _post(client, f"/streams/{stream['id']}/videos", body, me["headers"])
+    assert got_status == status, got
+    if expected:
+        assert got == expected
+    else:
+        assert got["error"] == "Invalid video file" and got["details"]
+
+
+def test_path_traversal_in_filename_never_reaches_the_key(client, creator):
+    from chalicelib import db
+
+    me, stream = creator
+    created = _new_video(client, me, stream, filename="../../etc/passwd.mp4")
+    row = db.fetch_one("SELECT filename, raw_key FROM videos WHERE id = %s", (created["id"],))
+    assert row["filename"] == "passwd.mp4"
+    assert row["raw_key"] == f"raw-uploads/{created['id']}.mp4"
+
+
+def test_viewer_and_outsider_cannot_upload(client, creator, sign_in):
+    me, stream = creator
+    viewer, outsider = sign_in(), sign_in()
+    _add_member(stream, viewer["user"]["id"], "viewer")
+    body = {"filename": "a.mp4", "size_bytes": 10, "content_type": "video/mp4"}
+    assert _post(client, f"/streams/{stream['id']}/videos", body, viewer["headers"]) == \
+        (403, {"error": "Creator access required"})
+    assert _post(client, f"/streams/{stream['id']}/videos", body, outsider["headers"]) == \
+        (403, {"error": "Access denied"})
+    assert _post(client, f"/streams/{uuid.uuid4()}/videos", body, me["headers"]) == \
+        (404, {"error": "Stream not found"})
+    assert _post(client, f"/streams/{stream['id']}/videos", "{bad json", me["headers"])[0] == 400
+
+
+def test_reissue_upload_url_only_for_the_uploader_before_upload(client, creator, sign_in):
+    me, stream = creator
+    created = _new_video(client, me, stream)
+    status, again = _post(client, f"/videos/{created['id']}/upload-url", {}, me["headers"])
+    assert status == 200 and again["upload_url"] and again["upload"]["fields"]["key"].endswith(".mp4")
+    other = sign_in()
+    _add_member(stream, other["user"]["id"], "creator")
+    assert _post(client, f"/videos/{created['id']}/upload-url", {}, other["headers"])[0] == 403
+    requests.put(again["upload_url"], data=b"bytes", headers={"Content-Type": "video/mp4"}, timeout=30)
+    wait_for_final(created["id"], 60)
+    assert _post(client, f"/videos/{created['id']}/upload-url", {}, me["headers"]) == \
+        (409, {"error": "Video already uploaded"})
+
+
+def test_stream_is_202_while_processing(client, creator):
+    me, stream = creator
+    created = _new_video(client, me, stream)
+    resp = client.http.get(f"/videos/{created['id']}/stream", headers=me["headers"])
+    assert resp.status_code == 202
+    body = json.loads(resp.body)
+    assert body["error"] == "Video still processing" and body["processing_index"] == 1
+    assert body["estimated_time"]
+
+
+def _s3_event(key: str, etag: str) -> dict:
+    return {"Records": [{"eventVersion": "2.1", "eventSource": "aws:s3", "eventName": "ObjectCreated:Put",
+                         "s3": {"bucket": {"name": "clipstream"},
+                                "object": {"key": key, "size": 5, "eTag": etag}}}]}
+
+
+def test_ten_copies_of_an_event_start_one_execution(client, creator, s3, stack):
+    from chalicelib import db
+    from chalicelib.pipeline import start
+
+    me, stream = creator
+    created = _new_video(client, me, stream)
+    key = f"raw-uploads/{created['id']}.mp4"
+    etag = s3.put_object(Bucket="clipstream", Key=key, Body=b"same bytes")["ETag"].strip('"')
+    barrier = threading.Barrier(10)
+
+    def deliver(_):
+        barrier.wait()
+        return start.handle_event(_s3_event(key.replace("-", "%2D"), etag))
+
+    with ThreadPoolExecutor(10) as pool:
+        results = list(pool.map(deliver, range(10)))
+    started = sum(len(r["started"]) for r in results)
+    # The bucket notification itself also delivered the event once.
+    rows = wait_for(lambda: db.fetch_all("SELECT * FROM pipeline_executions WHERE video_id = %s",
+                                         (created["id"],)), 30)
+    assert len(rows) == 1
+    assert started <= 1
+    assert sum(len(r["duplicates"]) for r in results) + started == 10
+    assert wait_for_final(created["id"], 60)["status"] == "complete"
+    assert len(db.fetch_all("SELECT * FROM pipeline_executions WHERE video_id = %s", (created["id"],))) == 1
+
+
+def test_events_that_start_nothing(stack, s3, creator, client):
+    from chalicelib.pipeline import start
+
+    assert start.handle_event({"Service": "Amazon S3", "Event": "s3:TestEvent", "Bucket": "clipstream"}) == \
+        {"started": [], "duplicates": [], "ignored": []}
+    unknown = start.handle_event(_s3_event("raw-uploads/not-a-video.txt", "abc"))
+    assert unknown["ignored"] == ["raw-uploads/not-a-video.txt"]
+    orphan_key = f"raw-uploads/{uuid.uuid4()}.mp4"
+    assert start.handle_event(_s3_event(orphan_key, "abc"))["ignored"] == [orphan_key]
+
+
+def test_minio_webhook_uses_the_same_code_path(client, creator, s3, stack):
+    me, stream = creator
+    created = _new_video(client, me, stream)
+    key = f"raw-uploads/{created['id']}.mp4"
+    event = {"EventName": "s3:ObjectCreated:Put", "Key": f"clipstream/{key}", **_s3_event(key, "minio-etag-1")}
+    assert _post(client, "/webhooks/minio/upload-complete", event,
+                 {"Content-Type": "application/json", "Authorization": "Bearer wrong"}) == \
+        (401, {"error": "Invalid webhook secret"})
+    status, body = _post(client, "/webhooks/minio/upload-complete", event,
+                         {"Content-Type": "application/json",
+                          "Authorization": f"Bearer {stack.env['MINIO_WEBHOOK_SECRET']}"})
+    assert status == 200 and len(body["started"]) == 1
+    status, again = _post(client, "/webhooks/minio/upload-complete", event,
+                          {"Content-Type": "application/json",
+                           "Authorization": f"Bearer {stack.env['MINIO_WEBHOOK_SECRET']}"})
+    assert again["duplicates"] == body["started"]
+
+
+def _upload(client, me, stream, data):
+    created = _new_video(client, me, stream, data)
+    requests.put(created["upload_url"], data=data, headers={"Content-Type": "video/mp4"}, timeout=30)
+    return created["id"]
+
+
+def test_failing_step_fails_only_its_video_then_retry_completes_without_duplicates(client, creator, sign_in):
+    from chalicelib import db
+    from infra.local.emulator import DISPATCHER
+
+    me, stream = creator
+    DISPATCHER.inject_fault(TRANSCODE_FN, RuntimeError("encoder exploded"), times=1)
+    bad = _upload(client, me, stream, uuid.uuid4().bytes * 3)
+    row = wait_for_final(bad, 60)
+    assert row["status"] == "failed" and row["failed_stage"] == "transcode"
+    assert row["failure_reason"] == "RuntimeError: encoder exploded"
+    assert row["processing_index"] == 2
+    good = _upload(client, me, stream, uuid.uuid4().bytes * 3)
+    assert wait_for_final(good, 60)["status"] == "complete"
+    body = json.loads(client.http.get(f"/videos/{bad}/processing", headers=me["headers"]).body)
+    assert body["status"] == "failed" and body["failure_reason"] == "RuntimeError: encoder exploded"
+
+    admin = sign_in("admin@example.com")
+    assert _post(client, "/admin/processing/retry", {"video_id": bad}, me["headers"]) == \
+        (403, {"error": "Admin access required"})
+    status, resp = _post(client, "/admin/processing/retry", {"video_id": bad}, admin["headers"])
+    assert status == 200 and resp["retried"][0]["outcome"] == "started"
+    row = wait_for_final(bad, 60)
+    assert (row["status"], row["processing_index"]) == ("complete", 0)
+    runs = db.fetch_all("SELECT stage, status, resumed FROM stage_runs WHERE video_id = %s ORDER BY id", (bad,))
+    # Dedup ran once and its result was reused; the transcode function crashed
+    # before its code ran, then ran once; nothing ran twice.
+    assert [(r["stage"], r["status"], r["resumed"]) for r in runs] == [
+        ("dedup", "succeeded", False),
+        ("dedup", "succeeded", True), ("transcode", "succeeded", False),
+        ("transcribe", "succeeded", False), ("embed", "succeeded", False)]
+    assert len(db.fetch_all("SELECT 1 FROM pipeline_executions WHERE video_id = %s", (bad,))) == 2
+    # Retrying a complete video is refused.
+    assert _post(client, "/admin/processing/retry", {"video_id": bad}, admin["headers"])[0] == 409
+
+
+def test_lambda_service_errors_are_retried(client, creator):
+    from infra.local.emulator import DISPATCHER
+
+    me, stream = creator
+    DISPATCHER.inject_fault(DEDUP_FN, ("service", "ServiceException", 500), times=1)
+    DISPATCHER.inject_fault(TRANSCODE_FN, ("service", "TooManyRequestsException", 429), times=1)
+    vid = _upload(client, me, stream, uuid.uuid4().bytes * 2)
+    row = wait_for_final(vid, 90)
+    assert row["status"] == "complete", row["failure_reason"]
+
+
+def test_transient_step_errors_are_retried(client, creator):
+    from chalicelib.pipeline.step import TransientStepError
+    from infra.local.emulator import DISPATCHER
+
+    me, stream = creator
+    DISPATCHER.inject_fault(TRANSCODE_FN, TransientStepError("storage hiccup"), times=1)
+    vid = _upload(client, me, stream, uuid.uuid4().bytes * 2)
+    assert wait_for_final(vid, 90)["status"] == "complete"
+
+
+def test_byte_identical_upload_is_a_duplicate(client, creator):
+    me, stream = creator
+    data = uuid.uuid4().bytes * 50
+    first = _upload(client, me, stream, data)
+    assert wait_for_final(first, 60)["status"] == "complete"
+    second = _upload(client, me, stream, data)
+    row = wait_for_final(second, 60)
+    assert (row["processing_index"], row["status"]) == (-1, "duplicate")
+    assert str(row["duplicate_of"]) == first and row["similarity"] == 1.0
+
+
+def test_admin_views(client, creator, sign_in):
+    me, stream = creator
+    admin = sign_in("admin@example.com")
+    for path in ("/processing/queue", "/processing/stats", "/admin/duplicates"):
+        assert client.http.get(path, headers=me["headers"]).status_code == 403
+        resp = client.http.get(path, headers=admin["headers"])
+        assert resp.status_code == 200, (path, resp.body)
+    queue = json.loads(client.http.get("/processing/queue", headers=admin["headers"]).body)
+    assert {"queue_length", "current_job", "estimated_wait"} <= set(queue)
+    stats = json.loads(client.http.get("/processing/stats", headers=admin["headers"]).body)
+    assert any(s["stage"] == "dedup" and s["runs"] > 0 and s["p95_seconds"] >= s["mean_seconds"] * 0
+               for s in stats["stages"])
+    assert _post(client, "/admin/processing/retry", {}, admin["headers"])[0] == 400
+    assert _post(client, "/admin/processing/retry", {"video_id": str(uuid.uuid4())}, admin["headers"]) == \
+        (404, {"error": "Video not found"})
+    assert video_row(str(uuid.uuid4())) is None
