@@ -228,6 +228,9 @@ def admin_duplicates() -> dict:
 
 
 
+# ---------------------------------------------------------------- video details, social, files, shares, system
+
+
 # ---------------------------------------------------------------- upload trigger
 
 @app.on_s3_event(bucket=get_settings().bucket, events=["s3:ObjectCreated:*"],
