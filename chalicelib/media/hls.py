@@ -1,0 +1,303 @@
+"""The HLS ladder: planning renditions and transcoding them into fMP4 (CMAF) segments.
+
+Output layout inside `out_dir` (storage layout, reference 001):
+
+    480p.m3u8  720p.m3u8  1080p.m3u8  master.m3u8
+    segments/480p_init.mp4  segments/480p_00000.m4s ...
+
+Segments are fragmented MP4 so a DASH manifest can later point at the same files.
+Only the rungs the source can fill are written (a 720p source has no 1080p.m3u8).
+"""
+from __future__ import annotations
+
+import logging
+import math
+import re
+import shutil
+from dataclasses import asdict, dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+from chalicelib.media.errors import MediaError
+from chalicelib.media.ffmpeg import run_ffmpeg
+from chalicelib.media.probe import MediaInfo
+
+logger = logging.getLogger(__name__)
+
+SEGMENT_S = 4
+MAX_FPS = 60
+DEFAULT_FPS = 30
+DEFAULT_PRESET = "veryfast"
+# A rung is produced when the source's short side reaches this share of it, at the
+# source's own size then (never upscaled): a 1920x1072 capture still gets "1080p".
+RUNG_TOLERANCE = 0.9
+# (short side, video bit/s at <= 30 fps, audio bit/s). Gaming footage is high-motion,
+# so these sit at the upper end of the usual ladders.
+LADDER: tuple[tuple[int, int, int], ...] = (
+    (480, 1_400_000, 96_000),
+    (720, 3_000_000, 128_000),
+    (1080, 5_500_000, 160_000),
+)
+# More frames per second need more bits, though far from proportionally.
+HIGH_FPS_FACTOR = 1.5
+MIN_VIDEO_BITRATE = 300_000
+MAXRATE_FACTOR = 1.1
+BUFSIZE_FACTOR = 2.0
+AUDIO_CODEC_TAG = "mp4a.40.2"  # ffmpeg's native encoder writes AAC-LC
+
+
+@dataclass(frozen=True)
+class Rendition:
+    """One planned rung of the ladder."""
+
+    name: str
+    width: int
+    height: int
+    video_bitrate: int
+    maxrate: int
+    bufsize: int
+    audio_bitrate: int
+
+
+@dataclass(frozen=True)
+class HlsRendition:
+    """One rendition as written, with bitrates measured from its segments."""
+
+    name: str
+    width: int
+    height: int
+    bandwidth: int
+    avg_bandwidth: int
+    codecs: str
+    frame_rate: float
+    playlist: str
+    segment_durations: list[float] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class HlsResult:
+    """What transcode_hls wrote: renditions, every file (relative to out_dir), duration."""
+
+    renditions: list[HlsRendition]
+    files: list[str]
+    duration_s: float
+    master: str = "master.m3u8"
+
+    def to_dict(self) -> dict:
+        """JSON-able form."""
+        return asdict(self)
+
+
+def plan_ladder(width: int, height: int, fps: float | None = None) -> list[Rendition]:
+    """Renditions for a source of `width`x`height` (short side = "p"), never upscaled.
+
+    Each rung of LADDER is produced when the short side is at least RUNG_TOLERANCE of it.
+    A source too small for any rung gets one rendition at its own (even) size, named
+    "480p" so the lowest playlist always exists.
+    """
+    short, long_ = min(width, height), max(width, height)
+    if short <= 0:
+        raise ValueError(f"bad dimensions {width}x{height}")
+    factor = HIGH_FPS_FACTOR if fps and fps > 31 else 1.0
+    rungs = [r for r in LADDER if short >= r[0] * RUNG_TOLERANCE] or [LADDER[0]]
+    out = []
+    for rung_short, video_bps, audio_bps in rungs:
+        target = min(rung_short, short)
+        # Even sizes for 4:2:0; rounding down where rounding up would upscale.
+        out_short = _floor_even(target)
+        out_long = min(_even(out_short * long_ / short), _floor_even(long_))
+        # Bits scale with pixels when the rendition is smaller than its rung.
+        area = min(1.0, (out_short * out_long) / (rung_short * rung_short * 16 / 9))
+        bps = max(MIN_VIDEO_BITRATE, int(video_bps * factor * area))
+        w, h = (out_long, out_short) if width >= height else (out_short, out_long)
+        out.append(Rendition(name=f"{rung_short}p", width=w, height=h, video_bitrate=bps,
+                             maxrate=int(bps * MAXRATE_FACTOR),
+                             bufsize=int(bps * BUFSIZE_FACTOR), audio_bitrate=audio_bps))
+    return out
+
+
+def output_fps(fps: float | None) -> Fraction:
+    """The constant frame rate we encode at: the source's, capped at MAX_FPS."""
+    if not fps or fps <= 0 or math.isnan(fps):
+        return Fraction(DEFAULT_FPS)
+    for ntsc in (24, 30, 60):
+        if abs(fps - ntsc * 1000 / 1001) < 0.01:
+            return Fraction(ntsc * 1000, 1001)
+    if fps > MAX_FPS:
+        return Fraction(MAX_FPS)
+    return Fraction(fps).limit_denominator(1000)
+
+
+def transcode_hls(src_path: str | Path, out_dir: str | Path, info: MediaInfo, *,
+                  timeout_s: float, segment_s: int = SEGMENT_S,
+                  preset: str = DEFAULT_PRESET) -> HlsResult:
+    """Transcode every rendition in one ffmpeg process (decode once, split, encode N)."""
+    out_dir = _prepare(out_dir)
+    ladder = plan_ladder(info.width, info.height, info.fps)
+    fps = output_fps(info.fps)
+    n = len(ladder)
+    chains = [f"[0:v]fps={fps},format=yuv420p,split={n}" + "".join(f"[s{i}]" for i in range(n))]
+    chains += [f"[s{i}]scale={r.width}:{r.height}:flags=bicubic,setsar=1[v{i}]"
+               for i, r in enumerate(ladder)]
+    args = ["-y", "-i", str(Path(src_path).resolve()), "-filter_complex", ";".join(chains)]
+    streams = []
+    for i, r in enumerate(ladder):
+        args += ["-map", f"[v{i}]"]
+        streams.append(f"v:{i}" + (f",a:{i}" if info.has_audio else "") + f",name:{r.name}")
+    if info.has_audio:
+        args += [arg for _ in ladder for arg in ("-map", "0:a:0")]
+    args += _video_codec_args(fps, segment_s, preset)
+    for i, r in enumerate(ladder):
+        args += [f"-b:v:{i}", str(r.video_bitrate), f"-maxrate:v:{i}", str(r.maxrate),
+                 f"-bufsize:v:{i}", str(r.bufsize)]
+        if info.has_audio:
+            args += [f"-b:a:{i}", str(r.audio_bitrate)]
+    if info.has_audio:
+        args += _audio_codec_args()
+    # ffmpeg expands %v in the init file name only when there are several variants.
+    args += _hls_args(segment_s, "%v" if n > 1 else ladder[0].name)
+    args += ["-var_stream_map", " ".join(streams), "%v.m3u8"]
+    run_ffmpeg(args, timeout_s=timeout_s, cwd=out_dir, capture_stdout=False)
+    return _finish(out_dir, ladder, fps, info.has_audio)
+
+
+def transcode_hls_per_rendition(src_path: str | Path, out_dir: str | Path, info: MediaInfo,
+                                *, timeout_s: float, segment_s: int = SEGMENT_S,
+                                preset: str = DEFAULT_PRESET) -> HlsResult:
+    """Same output as transcode_hls, one ffmpeg process per rendition (for benchmarks)."""
+    out_dir = _prepare(out_dir)
+    ladder = plan_ladder(info.width, info.height, info.fps)
+    fps = output_fps(info.fps)
+    for r in ladder:
+        scale = f"scale={r.width}:{r.height}:flags=bicubic,setsar=1"
+        args = ["-y", "-i", str(Path(src_path).resolve()), "-map", "0:v:0",
+                "-vf", f"fps={fps},format=yuv420p,{scale}"]
+        if info.has_audio:
+            args += ["-map", "0:a:0", "-b:a", str(r.audio_bitrate), *_audio_codec_args()]
+        args += _video_codec_args(fps, segment_s, preset)
+        args += ["-b:v", str(r.video_bitrate), "-maxrate", str(r.maxrate),
+                 "-bufsize", str(r.bufsize)]
+        args += _hls_args(segment_s, r.name) + [f"{r.name}.m3u8"]
+        run_ffmpeg(args, timeout_s=timeout_s, cwd=out_dir, capture_stdout=False)
+    return _finish(out_dir, ladder, fps, info.has_audio)
+
+
+def parse_media_playlist(text: str) -> tuple[str | None, list[tuple[float, str]]]:
+    """(init segment URI, [(duration, segment URI), ...]) of a media playlist."""
+    init = None
+    segments = []
+    duration = None
+    for line in text.splitlines():
+        line = line.strip()
+        if line.startswith("#EXT-X-MAP:"):
+            m = re.search(r'URI="([^"]+)"', line)
+            init = m.group(1) if m else None
+        elif line.startswith("#EXTINF:"):
+            duration = float(line[len("#EXTINF:"):].split(",")[0])
+        elif line and not line.startswith("#") and duration is not None:
+            segments.append((duration, line))
+            duration = None
+    return init, segments
+
+
+def _video_codec_args(fps: Fraction, segment_s: int, preset: str) -> list[str]:
+    gop = max(1, round(fps * segment_s))
+    # Fixed GOP, no scene-cut keyframes and forced keys at segment boundaries keep every
+    # rendition's segments starting on the same frame, so players can switch anywhere.
+    return ["-c:v", "libx264", "-preset", preset, "-profile:v", "high",
+            "-g", str(gop), "-keyint_min", str(gop), "-sc_threshold", "0",
+            "-force_key_frames", f"expr:gte(t,n_forced*{segment_s})",
+            "-r", str(fps)]
+
+
+def _audio_codec_args() -> list[str]:
+    return ["-c:a", "aac", "-ac", "2", "-ar", "48000"]
+
+
+def _hls_args(segment_s: int, name: str) -> list[str]:
+    return ["-f", "hls", "-hls_time", str(segment_s), "-hls_playlist_type", "vod",
+            "-hls_flags", "independent_segments", "-hls_segment_type", "fmp4",
+            "-hls_fmp4_init_filename", f"segments/{name}_init.mp4",
+            "-hls_segment_filename", f"segments/{name}_%05d.m4s"]
+
+
+def _prepare(out_dir: str | Path) -> Path:
+    out_dir = Path(out_dir)
+    # A retried transcode must not leave the segments of an earlier attempt behind.
+    shutil.rmtree(out_dir / "segments", ignore_errors=True)
+    for playlist in out_dir.glob("*.m3u8"):
+        playlist.unlink()
+    (out_dir / "segments").mkdir(parents=True, exist_ok=True)
+    return out_dir
+
+
+def _finish(out_dir: Path, ladder: list[Rendition], fps: Fraction,
+            has_audio: bool) -> HlsResult:
+    """Point playlists at segments/, measure bitrates and write the master playlist."""
+    renditions = []
+    files = []
+    duration = 0.0
+    for r in ladder:
+        playlist = out_dir / f"{r.name}.m3u8"
+        if not playlist.exists():
+            raise MediaError(f"ffmpeg wrote no {r.name} playlist")
+        text = _fix_segment_uris(playlist.read_text())
+        playlist.write_text(text)
+        init, segments = parse_media_playlist(text)
+        if not segments or init is None:
+            raise MediaError(f"the {r.name} rendition has no segments")
+        sizes = [(out_dir / uri).stat().st_size for _, uri in segments]
+        total_s = sum(d for d, _ in segments)
+        peak = max(size * 8 / max(d, 0.001) for size, (d, _) in zip(sizes, segments, strict=True))
+        avg = sum(sizes) * 8 / max(total_s, 0.001)
+        codecs = _avc_codec_tag(out_dir / init)
+        if has_audio:
+            codecs += "," + AUDIO_CODEC_TAG
+        renditions.append(HlsRendition(
+            name=r.name, width=r.width, height=r.height, bandwidth=math.ceil(peak),
+            avg_bandwidth=math.ceil(avg), codecs=codecs, frame_rate=round(float(fps), 3),
+            playlist=playlist.name, segment_durations=[d for d, _ in segments]))
+        files += [playlist.name, init, *(uri for _, uri in segments)]
+        duration = max(duration, total_s)
+    (out_dir / "master.m3u8").write_text(_master_playlist(renditions))
+    files.append("master.m3u8")
+    return HlsResult(renditions=renditions, files=sorted(files), duration_s=round(duration, 3))
+
+
+def _fix_segment_uris(text: str) -> str:
+    # ffmpeg writes segment URIs relative to the segment directory, not the playlist.
+    lines = []
+    for line in text.splitlines():
+        if line and not line.startswith("#") and not line.startswith("segments/"):
+            line = "segments/" + line.rsplit("/", 1)[-1]
+        lines.append(line)
+    return "\n".join(lines) + "\n"
+
+
+def _master_playlist(renditions: list[HlsRendition]) -> str:
+    lines = ["#EXTM3U", "#EXT-X-VERSION:7", "#EXT-X-INDEPENDENT-SEGMENTS"]
+    for r in sorted(renditions, key=lambda r: r.bandwidth):
+        lines.append(
+            f"#EXT-X-STREAM-INF:BANDWIDTH={r.bandwidth},AVERAGE-BANDWIDTH={r.avg_bandwidth},"
+            f"RESOLUTION={r.width}x{r.height},FRAME-RATE={r.frame_rate:.3f},"
+            f'CODECS="{r.codecs}"')
+        lines.append(r.playlist)
+    return "\n".join(lines) + "\n"
+
+
+def _avc_codec_tag(init_path: Path) -> str:
+    """RFC 6381 tag (avc1.PPCCLL) from the avcC box of an fMP4 init segment."""
+    data = init_path.read_bytes()
+    at = data.find(b"avcC")
+    if at < 0 or len(data) < at + 8:
+        raise MediaError(f"no avcC box in {init_path.name}")
+    profile, compat, level = data[at + 5], data[at + 6], data[at + 7]
+    return f"avc1.{profile:02x}{compat:02x}{level:02x}"
+
+
+def _even(value: float) -> int:
+    return max(2, int(math.floor(value / 2 + 0.5)) * 2)
+
+
+def _floor_even(value: float) -> int:
+    return max(2, int(value) // 2 * 2)

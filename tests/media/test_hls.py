@@ -1,0 +1,139 @@
+"""The HLS ladder: planning rules, layout, master attributes, keyframe alignment."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from chalicelib.media.ffmpeg import run_ffmpeg
+from chalicelib.media.hls import (HlsResult, parse_media_playlist, plan_ladder,
+                                  transcode_hls, transcode_hls_per_rendition)
+from chalicelib.media.probe import probe
+from tests.media import clips
+
+
+def _sizes(width: int, height: int, fps: float | None = None) -> list[tuple[str, int, int]]:
+    return [(r.name, r.width, r.height) for r in plan_ladder(width, height, fps)]
+
+
+def test_ladder_1080p_source_gets_three_rungs() -> None:
+    assert _sizes(1920, 1080) == [("480p", 854, 480), ("720p", 1280, 720),
+                                  ("1080p", 1920, 1080)]
+
+
+def test_ladder_never_upscales() -> None:
+    assert _sizes(1280, 720) == [("480p", 854, 480), ("720p", 1280, 720)]
+    assert _sizes(3840, 2160)[-1] == ("1080p", 1920, 1080)
+
+
+def test_ladder_near_rung_source_keeps_its_own_size() -> None:
+    assert _sizes(1920, 1072)[-1] == ("1080p", 1920, 1072)
+    assert [n for n, _, _ in _sizes(1920, 900)] == ["480p", "720p"]
+
+
+def test_ladder_small_source_gets_one_480p_rendition_at_its_size() -> None:
+    assert _sizes(320, 180) == [("480p", 320, 180)]
+    assert _sizes(321, 181) == [("480p", 320, 180)]
+
+
+def test_ladder_portrait_uses_the_short_side() -> None:
+    assert _sizes(1080, 1920) == [("480p", 480, 854), ("720p", 720, 1280),
+                                  ("1080p", 1080, 1920)]
+
+
+def test_ladder_bitrates_grow_with_rung_and_frame_rate() -> None:
+    at30 = plan_ladder(1920, 1080, 30)
+    at60 = plan_ladder(1920, 1080, 60)
+    assert [r.video_bitrate for r in at30] == sorted(r.video_bitrate for r in at30)
+    assert all(b.video_bitrate > a.video_bitrate for a, b in zip(at30, at60, strict=True))
+    assert all(r.maxrate > r.video_bitrate and r.bufsize > r.maxrate for r in at30)
+    assert all(r.width % 2 == 0 and r.height % 2 == 0 for r in plan_ladder(1111, 777))
+
+
+@pytest.fixture(scope="module")
+def hd_hls(media_dir: Path) -> tuple[Path, HlsResult]:
+    src = clips.make_clip(media_dir / "hd.mp4", scene="testsrc2", duration=6.0,
+                          size=(1920, 1080), fps=30)
+    out = media_dir / "hls-hd"
+    return out, transcode_hls(src, out, probe(src), timeout_s=120)
+
+
+@pytest.mark.slow
+def test_layout_matches_the_storage_reference(hd_hls: tuple[Path, HlsResult]) -> None:
+    out, result = hd_hls
+    on_disk = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
+    assert on_disk == result.files
+    top = {p.name for p in out.iterdir()}
+    assert top == {"480p.m3u8", "720p.m3u8", "1080p.m3u8", "master.m3u8", "segments"}
+    for name in ("480p", "720p", "1080p"):
+        assert f"segments/{name}_init.mp4" in result.files
+        assert f"segments/{name}_00000.m4s" in result.files
+    assert result.duration_s == pytest.approx(6.0, abs=0.1)
+
+
+@pytest.mark.slow
+def test_master_playlist_has_every_attribute(hd_hls: tuple[Path, HlsResult]) -> None:
+    out, result = hd_hls
+    text = (out / "master.m3u8").read_text()
+    infs = re.findall(r"#EXT-X-STREAM-INF:(.*)\n(.*)", text)
+    assert [uri for _, uri in infs] == ["480p.m3u8", "720p.m3u8", "1080p.m3u8"]
+    for (attrs, _), rendition in zip(infs, result.renditions, strict=True):
+        assert re.search(r"(^|,)BANDWIDTH=\d+", attrs)
+        assert re.search(r"AVERAGE-BANDWIDTH=\d+", attrs)
+        assert f"RESOLUTION={rendition.width}x{rendition.height}" in attrs
+        assert "FRAME-RATE=30.000" in attrs
+        assert re.search(r'CODECS="avc1\.64[0-9a-f]{4},mp4a\.40\.2"', attrs)
+        assert rendition.bandwidth >= rendition.avg_bandwidth > 0
+    assert [r.avg_bandwidth for r in result.renditions] == sorted(
+        r.avg_bandwidth for r in result.renditions)
+
+
+@pytest.mark.slow
+def test_every_rendition_decodes(hd_hls: tuple[Path, HlsResult]) -> None:
+    out, result = hd_hls
+    for r in result.renditions:
+        decoded = run_ffmpeg(["-v", "error", "-i", r.playlist, "-vf", "scale=16:16,format=gray",
+                              "-f", "rawvideo", "pipe:1"], timeout_s=60, cwd=out)
+        assert len(decoded.stdout) // 256 == pytest.approx(180, abs=2)
+        assert decoded.stderr.strip() == ""
+        info = probe(out / r.playlist)
+        assert (info.width, info.height) == (r.width, r.height)
+        assert info.has_audio and info.audio_codec == "aac"
+
+
+@pytest.mark.slow
+def test_keyframes_are_aligned_with_segments(hd_hls: tuple[Path, HlsResult]) -> None:
+    out, result = hd_hls
+    durations = {tuple(r.segment_durations) for r in result.renditions}
+    assert durations == {(4.0, 2.0)}
+    for r in result.renditions:
+        log = run_ffmpeg(["-skip_frame", "nokey", "-i", r.playlist, "-map", "0:v",
+                          "-vf", "showinfo", "-f", "null", "-"], timeout_s=60, cwd=out).stderr
+        keys = [round(float(t), 2) for t in re.findall(r"pts_time:([\d.]+)", log)]
+        assert keys == [0.0, 4.0]
+        init, segments = parse_media_playlist((out / r.playlist).read_text())
+        for _, uri in segments:
+            joined = out / f"{Path(uri).stem}.check.mp4"
+            joined.write_bytes((out / init).read_bytes() + (out / uri).read_bytes())
+            first = run_ffmpeg(["-i", str(joined), "-map", "0:v", "-frames:v", "1",
+                                "-vf", "showinfo", "-f", "null", "-"], timeout_s=30).stderr
+            joined.unlink()
+            assert "iskey:1" in first and "type:I" in first
+
+
+@pytest.mark.slow
+def test_portrait_clip_without_audio_both_ways(media_dir: Path) -> None:
+    src = clips.make_clip(media_dir / "portrait.mp4", scene="life", duration=5.0,
+                          size=(180, 320), audio=False)
+    info = probe(src)
+    single = transcode_hls(src, media_dir / "hls-portrait", info, timeout_s=60)
+    split = transcode_hls_per_rendition(src, media_dir / "hls-portrait-2", info, timeout_s=60)
+    assert single.files == split.files == [
+        "480p.m3u8", "master.m3u8", "segments/480p_00000.m4s", "segments/480p_00001.m4s",
+        "segments/480p_init.mp4"]
+    for result in (single, split):
+        (r,) = result.renditions
+        assert (r.width, r.height) == (180, 320)
+        assert r.codecs.startswith("avc1.") and "mp4a" not in r.codecs
+    assert not probe(media_dir / "hls-portrait" / "480p.m3u8").has_audio
