@@ -11,8 +11,9 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from chalice import Chalice, ConvertToMiddleware, Response
 
-from chalicelib.api import auth, health, processing, uploads, videos
+from chalicelib.api import auth, health, hls, processing, relations, search, uploads, videos
 from chalicelib.api import invites, streams
+from chalicelib.api import files, openapi, social, system
 from chalicelib.api.http import chalice_error_to_contract, handles_errors, json_body, paging, parse_uuid
 from chalicelib.auth.users import current_user, require_platform_admin
 from chalicelib.config import get_settings
@@ -199,6 +200,77 @@ def video_stream(video_id: str) -> dict:
     return videos.stream_urls(_user(), parse_uuid(video_id, "Video"))
 
 
+@app.route("/api/videos/{video_id}/hls/master.m3u8", methods=["GET"], cors=True)
+@handles_errors
+def hls_master(video_id: str) -> Response:
+    vid, request = parse_uuid(video_id, "Video"), app.current_request
+    body = hls.master(_optional_user(), vid, (request.query_params or {}).get("token"))
+    return Response(body=body, headers=hls.PLAYLIST_HEADERS)
+
+
+@app.route("/api/videos/{video_id}/hls/{quality}/playlist.m3u8", methods=["GET"], cors=True)
+@handles_errors
+def hls_playlist(video_id: str, quality: str) -> Response:
+    vid, request = parse_uuid(video_id, "Video"), app.current_request
+    body = hls.media_playlist(_optional_user(), vid, quality, (request.query_params or {}).get("token"))
+    return Response(body=body, headers=hls.PLAYLIST_HEADERS)
+
+
+@app.route("/videos/{video_id}/duplicates", methods=["GET"])
+@handles_errors
+def video_duplicates(video_id: str) -> dict:
+    return relations.duplicates(_user(), parse_uuid(video_id, "Video"))
+
+
+@app.route("/videos/{video_id}/similar", methods=["GET"])
+@handles_errors
+def video_similar(video_id: str) -> dict:
+    return relations.similar(_user(), parse_uuid(video_id, "Video"))
+
+
+@app.route("/videos/{video_id}/trimmed", methods=["GET"])
+@handles_errors
+def video_trimmed(video_id: str) -> dict:
+    return relations.trimmed(_user(), parse_uuid(video_id, "Video"))
+
+
+@app.route("/videos/{video_id}/timeline", methods=["GET"])
+@handles_errors
+def video_timeline(video_id: str) -> dict:
+    return relations.timeline(_user(), parse_uuid(video_id, "Video"))
+
+
+@app.route("/videos/{video_id}/pov", methods=["GET"])
+@handles_errors
+def video_pov(video_id: str) -> dict:
+    return relations.pov(_user(), parse_uuid(video_id, "Video"))
+
+
+@app.route("/videos/{video_id}/transcript", methods=["GET"])
+@handles_errors
+def video_transcript(video_id: str) -> dict:
+    return relations.transcript(_user(), parse_uuid(video_id, "Video"))
+
+
+@app.route("/videos/{video_id}/embeddings", methods=["GET"])
+@handles_errors
+def video_embeddings(video_id: str) -> dict:
+    return relations.embeddings(_user(), parse_uuid(video_id, "Video"))
+
+
+@app.route("/search", methods=["GET"])
+@handles_errors
+def search_videos() -> dict:
+    request = app.current_request
+    return search.search(_user(), request.query_params or {}, *paging(request))
+
+
+@app.route("/search/suggestions", methods=["GET"])
+@handles_errors
+def search_suggestions() -> dict:
+    return search.suggestions(_user(), app.current_request.query_params or {})
+
+
 @app.route("/processing/queue", methods=["GET"])
 @handles_errors
 def processing_queue() -> dict:
@@ -229,6 +301,90 @@ def admin_duplicates() -> dict:
 
 
 # ---------------------------------------------------------------- video details, social, files, shares, system
+
+app.api.binary_types.append(files.JPEG)
+
+
+@app.route("/streams/{stream_id}/videos", methods=["GET"])
+@handles_errors
+def videos_list(stream_id: str) -> dict:
+    return videos.list_videos(_user(), parse_uuid(stream_id, "Stream"), *paging(app.current_request))
+
+
+@app.route("/videos/{video_id}", methods=["GET"])
+@handles_errors
+def videos_get(video_id: str) -> dict:
+    return videos.get_video(_user(), parse_uuid(video_id, "Video"))
+
+
+@app.route("/videos/{video_id}", methods=["PUT"])
+@handles_errors
+def videos_update(video_id: str) -> dict:
+    return videos.update_video(_user(), parse_uuid(video_id, "Video"), json_body(app.current_request))
+
+
+@app.route("/videos/{video_id}", methods=["DELETE"])
+@handles_errors
+def videos_delete(video_id: str) -> Response:
+    videos.delete_video(_user(), parse_uuid(video_id, "Video"))
+    return Response(status_code=204, body="")
+
+
+@app.route("/videos/{video_id}/like", methods=["POST"])
+@handles_errors
+def videos_like(video_id: str) -> dict:
+    return social.toggle_like(_user(), parse_uuid(video_id, "Video"))
+
+
+@app.route("/videos/{video_id}/likes", methods=["GET"])
+@handles_errors
+def videos_likes(video_id: str) -> dict:
+    return social.likes(_user(), parse_uuid(video_id, "Video"))
+
+
+@app.route("/videos/{video_id}/share", methods=["POST"])
+@handles_errors
+def videos_share(video_id: str) -> Response:
+    body = social.create_share(_user(), parse_uuid(video_id, "Video"),
+                               json_body(app.current_request, required=False))
+    return Response(body=body, status_code=201)
+
+
+@app.route("/videos/{video_id}/shares", methods=["GET"])
+@handles_errors
+def videos_shares(video_id: str) -> dict:
+    return social.share_stats(_user(), parse_uuid(video_id, "Video"))
+
+
+@app.route("/share/{code}", methods=["GET"])
+@handles_errors
+def share_public(code: str) -> dict:
+    return social.public_share(code)
+
+
+@app.route("/files/videos/{video_id}/thumbnail", methods=["GET"])
+@handles_errors
+def files_thumbnail(video_id: str) -> Response:
+    return files.thumbnail(_user(), parse_uuid(video_id, "Video"),
+                           app.current_request.headers.get("if-none-match"))
+
+
+@app.route("/files/videos/{video_id}/stream", methods=["GET"])
+@handles_errors
+def files_stream(video_id: str) -> Response:
+    return files.stream_redirect(_user(), parse_uuid(video_id, "Video"))
+
+
+@app.route("/system/storage", methods=["GET"])
+@handles_errors
+def system_storage() -> dict:
+    require_platform_admin(_user())
+    return system.usage()
+
+
+@app.route("/openapi.json", methods=["GET"])
+def openapi_document() -> Response:
+    return Response(body=openapi.document(app), headers={"Cache-Control": "public, max-age=300"})
 
 
 # ---------------------------------------------------------------- upload trigger
@@ -281,6 +437,12 @@ def pipeline_embed(event: dict, context: Any) -> dict:
     return embed.run(event)
 
 
+@app.lambda_function(name="embed_query")
+def embed_query(event: dict, context: Any) -> dict:
+    from chalicelib.ml import embed
+    return {"model": embed.MODEL_NAME, "vectors": embed.get_encoder().encode(event["texts"][:32]).tolist()}
+
+
 @app.lambda_function(name="pipeline_finalize")
 def pipeline_finalize(event: dict, context: Any) -> dict:
     from chalicelib.pipeline import finalize
@@ -297,6 +459,11 @@ def pipeline_mark_failed(event: dict, context: Any) -> dict:
 
 def _user() -> dict:
     return current_user(app.current_request)
+
+
+def _optional_user() -> dict | None:
+    """The signed-in user when a bearer token is sent (players may use a playback token instead)."""
+    return current_user(app.current_request) if app.current_request.headers.get("authorization") else None
 
 
 def _health() -> Response:

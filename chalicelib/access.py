@@ -71,7 +71,8 @@ def require_video_access(user: dict, video_id: Any, minimum: str = "viewer") -> 
         raise NotFoundError("Video not found")
     row = db.fetch_one(
         "SELECT v.*, m.role AS member_role FROM videos v LEFT JOIN stream_members m"
-        " ON m.stream_id = v.stream_id AND m.user_id = %s WHERE v.id = %s", (user["id"], vid))
+        " ON m.stream_id = v.stream_id AND m.user_id = %s WHERE v.id = %s AND v.deleted_at IS NULL",
+        (user["id"], vid))
     if row is None:
         raise NotFoundError("Video not found")
     check_role(row.pop("member_role"), minimum)

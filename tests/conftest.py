@@ -129,19 +129,41 @@ def google_key(stack):
     return stack.google_key
 
 
+def _sign_in_with(client, google_key, email: str | None = None, name: str | None = None) -> dict:
+    """Sign in through POST /auth/verify; the response body plus ready headers."""
+    import json
+
+    email = email or f"user-{uuid.uuid4().hex[:10]}@example.com"
+    resp = client.http.post("/auth/verify", headers={"Content-Type": "application/json"},
+                            body=json.dumps({"id_token": google_key.mint(email, name)}))
+    assert resp.status_code == 200, resp.body
+    body = json.loads(resp.body)
+    body["headers"] = {"Authorization": f"Bearer {body['app_token']}",
+                       "Content-Type": "application/json"}
+    return body
+
+
 @pytest.fixture()
 def sign_in(client, google_key) -> Callable[..., dict]:
     """Sign in through POST /auth/verify; returns the response body plus ready headers."""
-    import json
 
     def sign(email: str | None = None, name: str | None = None) -> dict:
-        email = email or f"user-{uuid.uuid4().hex[:10]}@example.com"
-        resp = client.http.post("/auth/verify", headers={"Content-Type": "application/json"},
-                                body=json.dumps({"id_token": google_key.mint(email, name)}))
-        assert resp.status_code == 200, resp.body
-        body = json.loads(resp.body)
-        body["headers"] = {"Authorization": f"Bearer {body['app_token']}",
-                           "Content-Type": "application/json"}
-        return body
+        return _sign_in_with(client, google_key, email, name)
 
     return sign
+
+
+@pytest.fixture(scope="session")
+def clips():
+    """Six small, mutually unrelated real clips (2 s, 128x72, H.264 + AAC), made once."""
+    import shutil
+    import tempfile
+
+    from tests.media import clips as make
+
+    folder = Path(tempfile.mkdtemp(prefix="clipstream-clips-"))
+    scenes = ["testsrc2", "life", "smptebars", "sierpinski", "gradients", "rgbtestsrc"]
+    paths = [make.make_clip(folder / f"{i}-{scene}.mp4", scene=scene, duration=2.0, size=(128, 72),
+                            seed=i + 1) for i, scene in enumerate(scenes)]
+    yield paths
+    shutil.rmtree(folder, ignore_errors=True)

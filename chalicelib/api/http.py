@@ -15,6 +15,8 @@ logger = logging.getLogger(__name__)
 
 MAX_PAGE_LIMIT = 100
 DEFAULT_PAGE_LIMIT = 20
+MAX_PAGE = 100_000  # deeper pages are not served (and OFFSET must fit Postgres' bigint)
+MAX_JSON_DEPTH = 32
 
 
 def error_response(exc: ClipstreamError) -> Response:
@@ -66,7 +68,29 @@ def json_body(request: Any, *, required: bool = True) -> dict[str, Any]:
         raise ValidationError("Invalid request body", details=["body is not valid JSON"]) from None
     if not isinstance(body, dict):
         raise ValidationError("Invalid request body", details=["body must be a JSON object"])
+    _check_storable(body)
     return body
+
+
+def _check_storable(value: Any, depth: int = 0) -> None:
+    """Postgres text and jsonb hold neither NUL nor lone surrogates; refuse them (and absurd nesting) up front."""
+    if depth > MAX_JSON_DEPTH:
+        raise ValidationError("Invalid request body", details=["body is nested too deeply"])
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise ValidationError("Invalid request body", details=["strings must not contain NUL characters"])
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValidationError("Invalid request body",
+                                  details=["strings must be valid Unicode (no lone surrogates)"]) from None
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _check_storable(key, depth + 1)
+            _check_storable(item, depth + 1)
+    elif isinstance(value, list):
+        for item in value:
+            _check_storable(item, depth + 1)
 
 
 def parse_uuid(value: str, what: str = "Resource") -> str:
@@ -86,6 +110,8 @@ def paging(request: Any) -> tuple[int, int]:
         page = int(params.get("page", 1))
         if page < 1:
             details.append("page must be 1 or more")
+        elif page > MAX_PAGE:
+            details.append(f"page must be at most {MAX_PAGE}")
     except ValueError:
         details.append("page must be an integer")
     try:

@@ -76,7 +76,7 @@ def queue() -> dict:
     """What is waiting and running now (admin)."""
     rows = db.fetch_all(
         "SELECT v.id, v.title, v.processing_index, v.status, v.uploaded_at FROM videos v"
-        " WHERE v.status IN ('queued', 'running') ORDER BY v.uploaded_at")
+        " WHERE v.status IN ('queued', 'running') AND v.deleted_at IS NULL ORDER BY v.uploaded_at")
     running = [r for r in rows if r["status"] == "running"]
     waiting = [r for r in rows if r["status"] == "queued"]
     means = mean_stage_seconds()

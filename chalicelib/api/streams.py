@@ -11,7 +11,7 @@ from typing import Any
 
 from psycopg2.extras import Json
 
-from chalicelib import access, db
+from chalicelib import access, db, video_deletion
 from chalicelib.api.http import parse_uuid
 from chalicelib.auth import users
 from chalicelib.auth.tokens import iso
@@ -33,7 +33,7 @@ def list_streams(user: dict, page: int, limit: int) -> dict:
         cur.execute(
             "SELECT s.id, s.name, s.description, s.created_at, m.role,"
             " (SELECT count(*) FROM stream_members x WHERE x.stream_id = s.id) AS member_count,"
-            " (SELECT count(*) FROM videos v WHERE v.stream_id = s.id) AS video_count"
+            " (SELECT count(*) FROM videos v WHERE v.stream_id = s.id AND v.deleted_at IS NULL) AS video_count"
             " FROM stream_members m JOIN streams s ON s.id = m.stream_id"
             " WHERE m.user_id = %s ORDER BY s.created_at DESC, s.id LIMIT %s OFFSET %s",
             (user["id"], limit, (page - 1) * limit))
@@ -84,6 +84,7 @@ def update_stream(user: dict, stream_id: str, body: dict) -> dict:
 def delete_stream(user: dict, stream_id: str) -> None:
     """Delete a stream; members, invites and videos go with it. Admins only."""
     stream_id = parse_uuid(stream_id, "Stream")
+    video_deletion.delete_stream_videos(user, stream_id)
     with db.transaction() as cur:
         access.lock_stream_role(cur, user, stream_id, "admin")
         cur.execute("DELETE FROM streams WHERE id = %s", (stream_id,))

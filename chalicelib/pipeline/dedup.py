@@ -29,7 +29,7 @@ def find_exact_original(video_id: str, sha256: str) -> dict | None:
         " JOIN stream_members m ON m.user_id = v.uploaded_by"
         " JOIN videos o ON o.stream_id = m.stream_id"
         " WHERE v.id = %s AND o.id <> v.id AND o.content_sha256 = %s"
-        "   AND o.status <> 'failed' AND o.processing_index <> -1"
+        "   AND o.status <> 'failed' AND o.processing_index <> -1 AND o.deleted_at IS NULL"
         "   AND (o.uploaded_at, o.id) < (v.uploaded_at, v.id)"
         " ORDER BY o.uploaded_at, o.id LIMIT 1", (video_id, sha256))
 
@@ -44,7 +44,7 @@ def near_candidates(video_id: str, vector: list[float], limit: int = CANDIDATES)
             " JOIN videos o ON o.id = s.video_id"
             " JOIN videos v ON v.id = %(vid)s"
             " WHERE o.stream_id IN (SELECT stream_id FROM stream_members WHERE user_id = v.uploaded_by)"
-            "   AND o.id <> v.id AND o.status <> 'failed' AND o.processing_index <> -1"
+            "   AND o.id <> v.id AND o.status <> 'failed' AND o.processing_index <> -1 AND o.deleted_at IS NULL"
             "   AND (o.uploaded_at, o.id) < (v.uploaded_at, v.id)"
             " ORDER BY s.vector <=> %(vec)s::vector LIMIT %(limit)s",
             {"vid": video_id, "vec": json.dumps(vector), "limit": limit})

@@ -41,9 +41,9 @@ def _add_member(stream, user_id, role):
                (stream["id"], user_id, role))
 
 
-def test_presigned_put_upload_processes_to_complete(client, creator):
+def test_presigned_put_upload_processes_to_complete(client, creator, clips):
     me, stream = creator
-    data = uuid.uuid4().bytes * 100
+    data = clips[0].read_bytes()
     created = _new_video(client, me, stream, data)
     assert created["processing_index"] == 1
     assert f"raw-uploads/{created['id']}.mp4" in created["upload_url"]
@@ -61,9 +61,9 @@ def test_presigned_put_upload_processes_to_complete(client, creator):
     assert [h["stage"] for h in body["history"]] == ["dedup", "transcode", "transcribe", "embed"]
 
 
-def test_presigned_post_upload_processes_to_complete(client, creator):
+def test_presigned_post_upload_processes_to_complete(client, creator, clips):
     me, stream = creator
-    data = uuid.uuid4().bytes * 64
+    data = clips[1].read_bytes()
     created = _new_video(client, me, stream, data, filename="clip.mov", content_type="video/quicktime")
     form = created["upload"]
     assert form["fields"]["key"] == f"raw-uploads/{created['id']}.mov"
@@ -76,9 +76,9 @@ def test_presigned_post_upload_processes_to_complete(client, creator):
     assert row["status"] == "complete"
 
 
-def test_direct_upload_of_a_small_clip(client, creator, s3):
+def test_direct_upload_of_a_small_clip(client, creator, s3, clips):
     me, stream = creator
-    data = uuid.uuid4().bytes * 10
+    data = clips[2].read_bytes()
     resp = client.http.post(f"/streams/{stream['id']}/videos?filename=small.mp4&title=Small",
                             headers={**me["headers"], "Content-Type": "video/mp4"}, body=data)
     assert resp.status_code == 201, resp.body
@@ -163,14 +163,14 @@ def _s3_event(key: str, etag: str) -> dict:
                                 "object": {"key": key, "size": 5, "eTag": etag}}}]}
 
 
-def test_ten_copies_of_an_event_start_one_execution(client, creator, s3, stack):
+def test_ten_copies_of_an_event_start_one_execution(client, creator, s3, stack, clips):
     from chalicelib import db
     from chalicelib.pipeline import start
 
     me, stream = creator
     created = _new_video(client, me, stream)
     key = f"raw-uploads/{created['id']}.mp4"
-    etag = s3.put_object(Bucket="clipstream", Key=key, Body=b"same bytes")["ETag"].strip('"')
+    etag = s3.put_object(Bucket="clipstream", Key=key, Body=clips[3].read_bytes())["ETag"].strip('"')
     barrier = threading.Barrier(10)
 
     def deliver(_):
@@ -225,18 +225,19 @@ def _upload(client, me, stream, data):
     return created["id"]
 
 
-def test_failing_step_fails_only_its_video_then_retry_completes_without_duplicates(client, creator, sign_in):
+def test_failing_step_fails_only_its_video_then_retry_completes_without_duplicates(client, creator, sign_in,
+                                                                                   clips):
     from chalicelib import db
     from infra.local.emulator import DISPATCHER
 
     me, stream = creator
     DISPATCHER.inject_fault(TRANSCODE_FN, RuntimeError("encoder exploded"), times=1)
-    bad = _upload(client, me, stream, uuid.uuid4().bytes * 3)
+    bad = _upload(client, me, stream, clips[0].read_bytes())
     row = wait_for_final(bad, 60)
     assert row["status"] == "failed" and row["failed_stage"] == "transcode"
     assert row["failure_reason"] == "RuntimeError: encoder exploded"
     assert row["processing_index"] == 2
-    good = _upload(client, me, stream, uuid.uuid4().bytes * 3)
+    good = _upload(client, me, stream, clips[1].read_bytes())
     assert wait_for_final(good, 60)["status"] == "complete"
     body = json.loads(client.http.get(f"/videos/{bad}/processing", headers=me["headers"]).body)
     assert body["status"] == "failed" and body["failure_reason"] == "RuntimeError: encoder exploded"
@@ -260,30 +261,30 @@ def test_failing_step_fails_only_its_video_then_retry_completes_without_duplicat
     assert _post(client, "/admin/processing/retry", {"video_id": bad}, admin["headers"])[0] == 409
 
 
-def test_lambda_service_errors_are_retried(client, creator):
+def test_lambda_service_errors_are_retried(client, creator, clips):
     from infra.local.emulator import DISPATCHER
 
     me, stream = creator
     DISPATCHER.inject_fault(DEDUP_FN, ("service", "ServiceException", 500), times=1)
     DISPATCHER.inject_fault(TRANSCODE_FN, ("service", "TooManyRequestsException", 429), times=1)
-    vid = _upload(client, me, stream, uuid.uuid4().bytes * 2)
+    vid = _upload(client, me, stream, clips[4].read_bytes())
     row = wait_for_final(vid, 90)
     assert row["status"] == "complete", row["failure_reason"]
 
 
-def test_transient_step_errors_are_retried(client, creator):
+def test_transient_step_errors_are_retried(client, creator, clips):
     from chalicelib.pipeline.step import TransientStepError
     from infra.local.emulator import DISPATCHER
 
     me, stream = creator
     DISPATCHER.inject_fault(TRANSCODE_FN, TransientStepError("storage hiccup"), times=1)
-    vid = _upload(client, me, stream, uuid.uuid4().bytes * 2)
+    vid = _upload(client, me, stream, clips[5].read_bytes())
     assert wait_for_final(vid, 90)["status"] == "complete"
 
 
-def test_byte_identical_upload_is_a_duplicate(client, creator):
+def test_byte_identical_upload_is_a_duplicate(client, creator, clips):
     me, stream = creator
-    data = uuid.uuid4().bytes * 50
+    data = clips[2].read_bytes()
     first = _upload(client, me, stream, data)
     assert wait_for_final(first, 60)["status"] == "complete"
     second = _upload(client, me, stream, data)

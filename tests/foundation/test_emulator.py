@@ -72,13 +72,13 @@ def test_started_execution_runs_the_repo_handlers(stack, sfn, make_user, make_st
     assert status == "FAILED"
 
 
-def test_upload_event_runs_the_pipeline_to_complete(stack, s3, sfn, make_user, make_stream, make_video):
+def test_upload_event_runs_the_pipeline_to_complete(stack, s3, sfn, make_user, make_stream, make_video, clips):
     from chalicelib import db
 
     user = make_user()
     video = make_video(make_stream(user), user)
     vid = str(video["id"])
-    s3.put_object(Bucket="clipstream", Key=video["raw_key"], Body=b"not really a video yet")
+    s3.put_object(Bucket="clipstream", Key=video["raw_key"], Body=clips[0].read_bytes())
     row = wait_for_final(vid, 60)
     assert (row["processing_index"], row["status"]) == (0, "complete")
     stages = [r["stage"] for r in db.fetch_all(

@@ -1,0 +1,110 @@
+"""HLS delivery of private videos to players that cannot send headers.
+
+The bucket stays private. `GET /videos/{id}/stream` hands out the URL of a
+master playlist served by the API with a short-lived playback token in its
+query string (an HMAC-signed JWT naming the viewer and the video); the API
+rewrites the stored playlists so variant URIs point back at the API with the
+same token and segment URIs are presigned S3 GETs that expire with it.
+Chosen over signed cookies or a public bucket because it works with every
+player (hls.js, Safari, FFmpeg, ExoPlayer) and needs no CDN.
+"""
+from __future__ import annotations
+
+import re
+import time
+
+import jwt
+
+from chalicelib import access, storage
+from chalicelib.auth import tokens
+from chalicelib.config import get_settings
+from chalicelib.errors import AuthenticationError, NotFoundError, NotReadyError
+
+PLAYBACK_TTL_S = 3600
+QUALITIES = ("480p", "720p", "1080p")
+_URI_ATTR = re.compile(r'URI="([^"]+)"')
+PLAYLIST_HEADERS = {
+    "Content-Type": "application/vnd.apple.mpegurl",
+    "Access-Control-Allow-Origin": "*",
+    # Playlists embed expiring URLs: players must not keep them around.
+    "Cache-Control": "private, max-age=30",
+}
+
+
+def playback_token(user_id: str, video_id: str, ttl_s: int = PLAYBACK_TTL_S) -> str:
+    """A token allowing this viewer to play this video until it expires."""
+    now = int(time.time())
+    return jwt.encode({"sub": str(user_id), "vid": str(video_id), "typ": "playback",
+                       "iss": tokens.ISSUER, "iat": now, "exp": now + ttl_s},
+                      tokens.signing_key(), algorithm=tokens.ALGORITHMS[0])
+
+
+def _check_token(token: str | None, video_id: str) -> dict:
+    invalid = AuthenticationError("Invalid or expired token")
+    if not token:
+        raise invalid
+    try:
+        claims = jwt.decode(token, tokens.signing_key(), algorithms=tokens.ALGORITHMS,
+                            issuer=tokens.ISSUER, options={"require": ["exp", "iat", "sub", "vid"]})
+    except jwt.PyJWTError:
+        raise invalid from None
+    if claims.get("typ") != "playback" or claims.get("vid") != video_id:
+        raise invalid
+    return claims
+
+
+def master_url(user_id: str, video_id: str) -> str:
+    """Where a player opens the video (the API, with a playback token)."""
+    base = get_settings().public_base_url
+    return f"{base}/api/videos/{video_id}/hls/master.m3u8?token={playback_token(user_id, video_id)}"
+
+
+def _read(key: str) -> str:
+    s3 = storage.s3_client()
+    try:
+        return s3.get_object(Bucket=get_settings().bucket, Key=key)["Body"].read().decode()
+    except s3.exceptions.NoSuchKey:
+        raise NotFoundError("Stream not found") from None
+
+
+def _authorize(user: dict | None, video_id: str, token: str | None) -> dict:
+    """The video row, for a signed-in member or a valid playback token."""
+    if user is not None:
+        video = access.require_video_access(user, video_id)
+    else:
+        claims = _check_token(token, video_id)
+        video = access.require_video_access({"id": claims["sub"]}, video_id)
+    if video["processing_index"] != 0:
+        raise NotReadyError("Video still processing", processing_index=video["processing_index"])
+    return video
+
+
+def master(user: dict | None, video_id: str, token: str | None) -> str:
+    """The stored master playlist with variant URIs pointing back at the API."""
+    video = _authorize(user, video_id, token)
+    token = token or playback_token(str(user["id"]), video_id)
+    base = get_settings().public_base_url
+    lines = []
+    for line in _read(storage.master_playlist_key(str(video["id"]))).splitlines():
+        if line and not line.startswith("#") and line.endswith(".m3u8"):
+            quality = line[:-len(".m3u8")]
+            line = f"{base}/api/videos/{video_id}/hls/{quality}/playlist.m3u8?token={token}"
+        lines.append(line)
+    return "\n".join(lines) + "\n"
+
+
+def media_playlist(user: dict | None, video_id: str, quality: str, token: str | None) -> str:
+    """A rendition's playlist with every segment (and init) URI presigned."""
+    if quality not in QUALITIES:
+        raise NotFoundError("Stream not found")
+    _authorize(user, video_id, token)
+    prefix = storage.processed_prefix(video_id)
+    ttl = PLAYBACK_TTL_S + 300
+    lines = []
+    for line in _read(f"{prefix}{quality}.m3u8").splitlines():
+        if line.startswith("#EXT-X-MAP:"):
+            line = _URI_ATTR.sub(lambda m: f'URI="{storage.presigned_get(prefix + m.group(1), ttl)}"', line)
+        elif line and not line.startswith("#"):
+            line = storage.presigned_get(prefix + line, ttl)
+        lines.append(line)
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,346 @@
+"""GET /openapi.json: an OpenAPI 3.0 document of every route the app serves.
+
+Paths and methods come from `app.routes`, so a new route is documented the
+moment it exists (a test holds us to that); the request and response schemas
+of the main routes are added from OPERATIONS below. Routes without an entry
+still get their path parameters, bearer security and the error responses.
+"""
+from __future__ import annotations
+
+import re
+from typing import Any
+
+TITLE = "Clipstream API"
+VERSION = "1.0.0"
+
+# Routes anyone may call: no bearer token.
+PUBLIC = {("GET", "/"), ("GET", "/health"), ("POST", "/auth/verify"), ("POST", "/auth/refresh"),
+          ("POST", "/auth/logout"), ("GET", "/invites/{code}"), ("GET", "/share/{code}"),
+          ("GET", "/openapi.json"),
+          # Players cannot send headers: a playback token in the query (or a bearer) authorizes.
+          ("GET", "/api/videos/{video_id}/hls/master.m3u8"),
+          ("GET", "/api/videos/{video_id}/hls/{quality}/playlist.m3u8")}
+WEBHOOK = {("POST", "/webhooks/minio/upload-complete")}
+
+_PARAM = re.compile(r"{([^}]+)}")
+
+
+def _ref(name: str) -> dict:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _obj(props: dict, required: tuple[str, ...] = (), extra: bool = True) -> dict:
+    schema: dict[str, Any] = {"type": "object", "properties": props}
+    if required:
+        schema["required"] = list(required)
+    if not extra:
+        schema["additionalProperties"] = False
+    return schema
+
+
+def _arr(items: dict) -> dict:
+    return {"type": "array", "items": items}
+
+
+_S = {"type": "string"}
+_UUID = {"type": "string", "format": "uuid"}
+_TIME = {"type": "string", "format": "date-time"}
+_INT = {"type": "integer"}
+_NUM = {"type": "number"}
+_BOOL = {"type": "boolean"}
+_ROLE = {"type": "string", "enum": ["admin", "creator", "viewer"]}
+
+
+def _nullable(schema: dict) -> dict:
+    return {**schema, "nullable": True}
+
+
+SCHEMAS: dict[str, dict] = {
+    "Error": _obj({"error": _S, "details": _arr(_S)}, ("error",)),
+    "User": _obj({"id": _UUID, "email": _S, "name": _S, "avatar": _nullable(_S)}),
+    "AuthVerifyRequest": _obj({"id_token": _S, "credential": _S}),
+    "AuthSession": _obj({"user": _ref("User"), "app_token": _S, "expires_at": _TIME,
+                         "refresh_token": _S}, ("app_token", "expires_at")),
+    "RefreshRequest": _obj({"refresh_token": _S}, ("refresh_token",)),
+    "StreamCreate": _obj({"name": {"type": "string", "minLength": 1, "maxLength": 100},
+                          "description": {"type": "string", "maxLength": 2000},
+                          "settings": {"type": "object"}}, ("name",)),
+    "StreamUpdate": _obj({"name": {"type": "string", "minLength": 1, "maxLength": 100},
+                          "description": {"type": "string", "maxLength": 2000},
+                          "settings": {"type": "object"}}),
+    "Stream": _obj({"id": _UUID, "name": _S, "description": _S, "owner_id": _UUID,
+                    "owner": _ref("User"), "settings": {"type": "object"}, "user_role": _ROLE,
+                    "member_count": _INT, "created_at": _TIME}),
+    "StreamList": _obj({"streams": _arr(_obj({"id": _UUID, "name": _S, "description": _S,
+                                              "role": _ROLE, "member_count": _INT,
+                                              "video_count": _INT, "created_at": _TIME})),
+                        "page": _INT, "limit": _INT, "total": _INT}, ("streams",)),
+    "Member": _obj({"user_id": _UUID, "name": _S, "email": _S, "avatar": _nullable(_S),
+                    "role": _ROLE, "joined_at": _TIME}),
+    "MemberUpdate": _obj({"role": _ROLE}, ("role",)),
+    "InviteCreate": _obj({"role": {"type": "string", "enum": ["creator", "viewer"]},
+                          "expires_in_hours": _NUM, "expires_at": _nullable(_TIME),
+                          "usage_limit": _nullable({"type": "integer", "minimum": 1})}),
+    "Invite": _obj({"code": _S, "role": _S, "expires_at": _nullable(_TIME),
+                    "usage_limit": _nullable(_INT), "created_at": _TIME}),
+    "UploadRequest": _obj({"filename": _S, "title": {"type": "string", "maxLength": 200},
+                           "size_bytes": {"type": "integer", "minimum": 1},
+                           "content_type": _S}, ("filename", "size_bytes", "content_type")),
+    "UploadCreated": _obj({"id": _UUID, "processing_index": _INT, "upload_url": _S,
+                           "upload_method": _S, "upload_headers": {"type": "object"},
+                           "upload": _obj({"url": _S, "fields": {"type": "object"}}),
+                           "expires_at": _TIME, "max_size": _S}, ("id", "processing_index")),
+    "VideoSummary": _obj({"id": _UUID, "title": _S, "duration": _nullable(_NUM),
+                          "processing_index": {"type": "integer", "minimum": -1, "maximum": 4},
+                          "status": _S, "uploaded_at": _TIME, "uploaded_by": _UUID,
+                          "thumbnail_url": _S},
+                         ("id", "title", "processing_index", "uploaded_at", "uploaded_by",
+                          "thumbnail_url")),
+    "VideoList": _obj({"videos": _arr(_ref("VideoSummary")), "page": _INT, "limit": _INT,
+                       "total": _INT}, ("videos",)),
+    "Video": _obj({
+        "id": _UUID, "stream_id": _UUID, "title": _S, "description": _S, "tags": _arr(_S),
+        "status": {"type": "string",
+                   "enum": ["queued", "running", "complete", "duplicate", "failed"]},
+        "processing_index": _INT, "failure_reason": _nullable(_S),
+        "duplicate_of": _nullable(_UUID), "duration": _nullable(_NUM),
+        "width": _nullable(_INT), "height": _nullable(_INT), "fps": _nullable(_NUM),
+        "codecs": _obj({"video": _nullable(_S), "audio": _nullable(_S)}),
+        "size": _INT, "bitrates": _arr(_INT), "filename": _S, "uploaded_by": _UUID,
+        "uploaded_at": _TIME, "processed_at": _nullable(_TIME), "updated_at": _TIME,
+        "thumbnail_url": _S, "total_likes": _INT, "liked": _BOOL},
+        ("id", "stream_id", "title", "description", "tags", "status", "processing_index",
+         "total_likes")),
+    "VideoUpdate": _obj({"title": {"type": "string", "minLength": 1, "maxLength": 200},
+                         "description": {"type": "string", "maxLength": 5000},
+                         "tags": {"type": "array", "maxItems": 20,
+                                  "items": {"type": "string", "minLength": 1, "maxLength": 40}}},
+                        extra=False),
+    "StreamUrls": _obj({"hls_url": _S, "dash_url": _nullable(_S), "bitrates": _arr(_INT)},
+                       ("hls_url", "bitrates")),
+    "LikeState": _obj({"liked": _BOOL, "total_likes": _INT}, ("liked", "total_likes")),
+    "ShareRequest": _obj({"expires_in_hours": {"type": "integer", "minimum": 1,
+                                               "maximum": 8760}}, extra=False),
+    "ShareLink": _obj({"code": _S, "share_url": _S, "expires_at": _TIME, "created_at": _TIME},
+                      ("share_url", "expires_at")),
+    "ShareStats": _obj({"total_shares": _INT, "active_shares": _INT},
+                       ("total_shares", "active_shares")),
+    "SharedVideo": _obj({"id": _UUID, "title": _S, "description": _S, "duration": _nullable(_NUM),
+                         "processing_index": _INT, "thumbnail_url": _nullable(_S),
+                         "stream": _nullable(_obj({"hls_url": _S, "bitrates": _arr(_INT)})),
+                         "expires_at": _TIME}, ("id", "title", "thumbnail_url", "stream")),
+    "PrefixUsage": _obj({"objects": _INT, "bytes": _INT, "human": _S}),
+    "StorageUsage": _obj({"total_space": _S, "used_space": _S, "free_space": _S,
+                          "video_count": _INT, "total_bytes": _INT, "used_bytes": _INT,
+                          "free_bytes": _INT, "object_count": _INT,
+                          "by_prefix": {"type": "object",
+                                        "additionalProperties": _ref("PrefixUsage")}},
+                         ("total_space", "used_space", "free_space", "video_count", "by_prefix")),
+    "ProcessingStatus": _obj({"video_id": _UUID, "processing_index": _INT, "stage": _nullable(_S),
+                              "status": _S, "failure_reason": _nullable(_S),
+                              "history": _arr({"type": "object"})}),
+    "RetryRequest": _obj({"video_id": _UUID, "video_ids": _arr(_UUID)}),
+    "Health": _obj({"status": _S, "database": _S, "storage": _S, "issues": _arr(_S)}),
+}
+
+
+def _json(schema: dict, description: str = "OK") -> dict:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+_JPEG = {"description": "The thumbnail (processing or duplicate overlay while not complete)",
+         "headers": {"ETag": {"schema": _S}, "Cache-Control": {"schema": _S}},
+         "content": {"image/jpeg": {"schema": {"type": "string", "format": "binary"}}}}
+_REDIRECT = {"description": "Redirect to a short-lived presigned URL",
+             "headers": {"Location": {"schema": _S}, "Cache-Control": {"schema": _S}}}
+_NO_CONTENT = {"description": "Deleted"}
+_PLAYLIST = {"description": "An HLS playlist",
+             "content": {"application/vnd.apple.mpegurl": {"schema": {"type": "string"}}}}
+_TOKEN = {"name": "token", "in": "query", "schema": {"type": "string"},
+          "description": "Playback token"}
+_PAGED = [{"name": "page", "in": "query", "schema": {"type": "integer", "minimum": 1}},
+          {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1,
+                                                      "maximum": 100}}]
+
+# (method, path) → summary, request body schema, success status and response.
+OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
+    ("GET", "/"): {"summary": "Health check", "ok": ("200", _json(_ref("Health")))},
+    ("GET", "/health"): {"summary": "Health check", "ok": ("200", _json(_ref("Health")))},
+    ("POST", "/auth/verify"): {"summary": "Verify a Google ID token and sign in",
+                               "body": _ref("AuthVerifyRequest"),
+                               "ok": ("200", _json(_ref("AuthSession")))},
+    ("GET", "/auth/user"): {"summary": "The current user",
+                            "ok": ("200", _json(_ref("User")))},
+    ("POST", "/auth/refresh"): {"summary": "Rotate a refresh token for a new app token",
+                                "body": _ref("RefreshRequest"),
+                                "ok": ("200", _json(_ref("AuthSession")))},
+    ("POST", "/auth/logout"): {"summary": "Revoke a refresh token", "body": _ref("RefreshRequest")},
+    ("GET", "/streams"): {"summary": "The caller's streams", "query": _PAGED,
+                          "ok": ("200", _json(_ref("StreamList")))},
+    ("POST", "/streams"): {"summary": "Create a stream", "body": _ref("StreamCreate"),
+                           "ok": ("201", _json(_ref("Stream"), "Created"))},
+    ("GET", "/streams/{stream_id}"): {"summary": "Stream details",
+                                      "ok": ("200", _json(_ref("Stream")))},
+    ("PUT", "/streams/{stream_id}"): {"summary": "Update a stream (admins)",
+                                      "body": _ref("StreamUpdate"),
+                                      "ok": ("200", _json(_ref("Stream")))},
+    ("DELETE", "/streams/{stream_id}"): {"summary": "Delete a stream and its videos (admins)",
+                                         "ok": ("204", _NO_CONTENT)},
+    ("GET", "/streams/{stream_id}/members"): {"summary": "Stream members", "query": _PAGED},
+    ("PUT", "/streams/{stream_id}/members/{user_id}"): {
+        "summary": "Change a member's role (admins)", "body": _ref("MemberUpdate"),
+        "ok": ("200", _json(_ref("Member")))},
+    ("DELETE", "/streams/{stream_id}/members/{user_id}"): {"summary": "Remove a member",
+                                                           "ok": ("204", _NO_CONTENT)},
+    ("GET", "/streams/{stream_id}/invites"): {"summary": "Active invites (admins)", "query": _PAGED},
+    ("POST", "/streams/{stream_id}/invites"): {"summary": "Create an invite (admins)",
+                                               "body": _ref("InviteCreate"),
+                                               "ok": ("201", _json(_ref("Invite"), "Created"))},
+    ("GET", "/streams/{stream_id}/invites/{code}"): {"summary": "Invite details (admins)",
+                                                     "ok": ("200", _json(_ref("Invite")))},
+    ("GET", "/invites/{code}"): {"summary": "Public invite information"},
+    ("POST", "/invites/{code}/join"): {"summary": "Join a stream with an invite code",
+                                       "optional_body": True},
+    ("PUT", "/streams/{stream_id}/invites/{code}"): {"summary": "Update an invite (admins)",
+                                                     "body": _ref("InviteCreate")},
+    ("DELETE", "/streams/{stream_id}/invites/{code}"): {"summary": "Revoke an invite (admins)",
+                                                        "ok": ("204", _NO_CONTENT)},
+    ("GET", "/streams/{stream_id}/videos"): {"summary": "A stream's videos, newest first",
+                                             "query": _PAGED, "ok": ("200", _json(_ref("VideoList")))},
+    ("POST", "/streams/{stream_id}/videos"): {
+        "summary": "Create a video and get presigned upload URLs (creators)",
+        "body": _ref("UploadRequest"), "ok": ("201", _json(_ref("UploadCreated"), "Created"))},
+    ("GET", "/videos/{video_id}"): {"summary": "Video details", "ok": ("200", _json(_ref("Video")))},
+    ("PUT", "/videos/{video_id}"): {"summary": "Edit title, description, tags (uploader or admin)",
+                                    "body": _ref("VideoUpdate"), "ok": ("200", _json(_ref("Video")))},
+    ("DELETE", "/videos/{video_id}"): {
+        "summary": "Delete a video with all its files (uploader or admin); repeat to resume",
+        "ok": ("204", _NO_CONTENT)},
+    ("GET", "/videos/{video_id}/stream"): {"summary": "HLS URLs of a complete video",
+                                           "ok": ("200", _json(_ref("StreamUrls")))},
+    ("POST", "/videos/{video_id}/upload-url"): {"summary": "New presigned upload URLs (uploader)",
+                                                "ok": ("200", _json(_ref("UploadCreated")))},
+    ("GET", "/videos/{video_id}/processing"): {"summary": "Processing status",
+                                               "ok": ("200", _json(_ref("ProcessingStatus")))},
+    ("GET", "/videos/{video_id}/duplicates"): {"summary": "The original of a flagged duplicate"},
+    ("GET", "/api/videos/{video_id}/hls/master.m3u8"): {
+        "summary": "HLS master playlist (token from GET /videos/{video_id}/stream)",
+        "query": [_TOKEN], "ok": ("200", _PLAYLIST)},
+    ("GET", "/api/videos/{video_id}/hls/{quality}/playlist.m3u8"): {
+        "summary": "HLS media playlist with presigned segment URLs",
+        "query": [_TOKEN], "ok": ("200", _PLAYLIST)},
+    ("GET", "/videos/{video_id}/similar"): {"summary": "Similar clips (complete videos)"},
+    ("GET", "/videos/{video_id}/trimmed"): {"summary": "Trimmed clips with timeline data"},
+    ("GET", "/videos/{video_id}/pov"): {"summary": "Other points of view of the same moment"},
+    ("GET", "/videos/{video_id}/transcript"): {"summary": "Speech-to-text"},
+    ("GET", "/videos/{video_id}/embeddings"): {"summary": "Video embeddings"},
+    ("GET", "/videos/{video_id}/timeline"): {"summary": "Timeline view data"},
+    ("GET", "/search"): {"summary": "Search videos by title and speech",
+                         "query": [{"name": "q", "in": "query", "schema": _S}, *_PAGED]},
+    ("GET", "/search/suggestions"): {"summary": "Search suggestions",
+                                     "query": [{"name": "q", "in": "query", "schema": _S}]},
+    ("POST", "/videos/{video_id}/like"): {"summary": "Like or unlike (toggle)",
+                                          "ok": ("200", _json(_ref("LikeState")))},
+    ("GET", "/videos/{video_id}/likes"): {"summary": "Like count and the caller's like",
+                                          "ok": ("200", _json(_ref("LikeState")))},
+    ("POST", "/videos/{video_id}/share"): {"summary": "Create a share link (default 7 days)",
+                                           "body": _ref("ShareRequest"), "optional_body": True,
+                                           "ok": ("201", _json(_ref("ShareLink"), "Created"))},
+    ("GET", "/videos/{video_id}/shares"): {"summary": "Share link counts",
+                                           "ok": ("200", _json(_ref("ShareStats")))},
+    ("GET", "/share/{code}"): {"summary": "Public view of a shared video",
+                               "ok": ("200", _json(_ref("SharedVideo"))), "gone": True},
+    ("GET", "/files/videos/{video_id}/thumbnail"): {
+        "summary": "The thumbnail for the video's state (send Accept: image/jpeg or */*)",
+        "ok": ("200", _JPEG), "not_modified": True},
+    ("GET", "/files/videos/{video_id}/stream"): {"summary": "Redirect to the best stored rendition",
+                                                 "ok": ("302", _REDIRECT)},
+    ("GET", "/system/storage"): {"summary": "Storage usage (platform admins)",
+                                 "ok": ("200", _json(_ref("StorageUsage")))},
+    ("GET", "/processing/queue"): {"summary": "Processing queue (platform admins)"},
+    ("GET", "/processing/stats"): {"summary": "Processing statistics (platform admins)"},
+    ("POST", "/admin/processing/retry"): {"summary": "Retry failed videos (platform admins)",
+                                          "body": _ref("RetryRequest")},
+    ("GET", "/admin/duplicates"): {"summary": "Flagged duplicates (platform admins)",
+                                   "query": _PAGED},
+    ("GET", "/openapi.json"): {"summary": "This document",
+                               "ok": ("200", _json({"type": "object"}))},
+    ("POST", "/webhooks/minio/upload-complete"): {
+        "summary": "MinIO bucket notification (bearer = webhook secret)",
+        "body": {"type": "object"}},
+}
+
+
+def document(app: Any) -> dict:
+    """The OpenAPI 3.0 document of every route of app."""
+    paths: dict[str, dict] = {}
+    for path, methods in sorted(app.routes.items()):
+        for method, entry in sorted(methods.items()):
+            paths.setdefault(path, {})[method.lower()] = operation(method, path, entry)
+    return {
+        "openapi": "3.0.3",
+        "info": {"title": TITLE, "version": VERSION,
+                 "description": "Gaming clips: streams, uploads, processing, social features."},
+        "servers": [{"url": _server_url()}],
+        "security": [{"bearerAuth": []}],
+        "paths": paths,
+        "components": {
+            "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer",
+                                               "bearerFormat": "JWT"}},
+            "schemas": SCHEMAS,
+            "responses": {name: _json(_ref("Error"), text) for name, text in _ERRORS.items()},
+        },
+    }
+
+
+_ERRORS = {"BadRequest": "Invalid request (details list every problem)",
+           "Unauthorized": "Authentication required", "Forbidden": "Access denied",
+           "NotFound": "Not found", "Gone": "Expired"}
+
+
+def operation(method: str, path: str, entry: Any) -> dict:
+    """One operation: documented details from OPERATIONS, path params, security, errors."""
+    spec = OPERATIONS.get((method, path), {})
+    op: dict[str, Any] = {"operationId": entry.view_name,
+                          "summary": spec.get("summary", entry.view_name.replace("_", " ")),
+                          "tags": [_tag(path)]}
+    params = [{"name": name, "in": "path", "required": True,
+               "schema": _UUID if name.endswith("_id") else {"type": "string", "maxLength": 64}}
+              for name in _PARAM.findall(path)]
+    params += spec.get("query", [])
+    if params:
+        op["parameters"] = params
+    if method in ("POST", "PUT", "PATCH"):
+        op["requestBody"] = {"required": not spec.get("optional_body", False), "content": {
+            "application/json": {"schema": spec.get("body", {"type": "object"})}}}
+    status, ok = spec.get("ok", ("200", _json({"type": "object"})))
+    responses: dict[str, Any] = {status: ok}
+    if spec.get("not_modified"):
+        responses["304"] = {"description": "Not modified (If-None-Match matched the ETag)"}
+    if method in ("POST", "PUT", "PATCH") or spec.get("query"):
+        responses["400"] = {"$ref": "#/components/responses/BadRequest"}
+    if (method, path) in PUBLIC:
+        op["security"] = []
+    else:
+        responses["401"] = {"$ref": "#/components/responses/Unauthorized"}
+        if (method, path) in WEBHOOK:
+            op["description"] = "Authorization: Bearer <MINIO_WEBHOOK_SECRET>"
+        else:
+            responses["403"] = {"$ref": "#/components/responses/Forbidden"}
+    if "{" in path:
+        responses["404"] = {"$ref": "#/components/responses/NotFound"}
+    if spec.get("gone"):
+        responses["410"] = {"$ref": "#/components/responses/Gone"}
+    op["responses"] = responses
+    return op
+
+
+def _tag(path: str) -> str:
+    first = path.strip("/").split("/")[0] or "health"
+    return {"files": "files", "share": "social", "admin": "admin", "processing": "admin",
+            "webhooks": "uploads", "openapi.json": "system", "health": "system"}.get(first, first)
+
+
+def _server_url() -> str:
+    from chalicelib.config import get_settings
+    return get_settings().public_base_url

@@ -1,0 +1,180 @@
+"""GET /search and GET /search/suggestions: speech and titles across the caller's streams.
+
+Three rankings are fused (reciprocal rank fusion): keyword matches in speech
+(Postgres full text + trigram), semantic matches in speech (the query's
+all-MiniLM embedding against the segment vectors, HNSW) and title matches.
+The query is embedded by the `embed_query` function, so the API itself never
+loads a model; if that call fails, search falls back to keywords and titles.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import re
+from functools import lru_cache
+from typing import Any
+
+from chalicelib import db
+from chalicelib.config import get_settings
+from chalicelib.errors import ValidationError
+
+logger = logging.getLogger(__name__)
+
+MAX_QUERY = 200
+CANDIDATES = 50
+SEMANTIC_MIN_SIMILARITY = 0.35
+RRF_K = 60
+_WORD = re.compile(r"[\w']+")
+
+
+@lru_cache(maxsize=1)
+def _lambda() -> Any:
+    import boto3
+    s = get_settings()
+    return boto3.client("lambda", region_name=s.region, endpoint_url=s.aws_endpoint_url)
+
+
+def embed_query_function() -> str:
+    s = get_settings()
+    return f"{s.app_name}-{s.stage}-embed_query"
+
+
+def query_vector(q: str) -> list[float] | None:
+    """The query's embedding from the embed_query function; None if it cannot be had."""
+    from botocore.exceptions import BotoCoreError, ClientError
+    try:
+        resp = _lambda().invoke(FunctionName=embed_query_function(), Payload=json.dumps({"texts": [q]}))
+        payload = json.loads(resp["Payload"].read())
+    except (BotoCoreError, ClientError, ValueError) as exc:
+        logger.warning("semantic search unavailable: %s", exc)
+        return None
+    if resp.get("FunctionError") or "vectors" not in payload:
+        logger.warning("semantic search unavailable: %s", payload)
+        return None
+    return payload["vectors"][0]
+
+
+def _query(params: dict) -> str:
+    q = (params.get("q") or "").strip()
+    if not q:
+        raise ValidationError("Search query required")
+    if "\x00" in q:
+        raise ValidationError("Invalid search query", details=["q must not contain NUL characters"])
+    if len(q) > MAX_QUERY:
+        raise ValidationError("Invalid search query", details=[f"q must be at most {MAX_QUERY} characters"])
+    return q
+
+
+_VISIBLE = ("v.processing_index = 0 AND v.deleted_at IS NULL AND v.stream_id IN"
+            " (SELECT stream_id FROM stream_members WHERE user_id = %(uid)s)")
+
+
+def _keyword_hits(uid: str, q: str) -> list[dict]:
+    return db.fetch_all(
+        "SELECT s.video_id, s.idx, s.start_s, s.text, s.words,"
+        " ts_rank(s.tsv, websearch_to_tsquery('english', %(q)s)) + similarity(s.text, %(q)s) AS score"
+        " FROM transcript_segments s JOIN videos v ON v.id = s.video_id"
+        f" WHERE {_VISIBLE} AND (s.tsv @@ websearch_to_tsquery('english', %(q)s) OR s.text ILIKE %(like)s"
+        "   OR s.text %% %(q)s)"
+        " ORDER BY score DESC LIMIT %(n)s",
+        {"uid": uid, "q": q, "like": f"%{_escape_like(q)}%", "n": CANDIDATES})
+
+
+def _semantic_hits(uid: str, vector: list[float]) -> list[dict]:
+    with db.transaction() as cur:
+        cur.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
+        cur.execute(
+            "SELECT s.video_id, s.idx, s.start_s, s.text, s.words,"
+            " 1 - (s.embedding <=> %(vec)s::vector) AS score"
+            " FROM transcript_segments s JOIN videos v ON v.id = s.video_id"
+            f" WHERE {_VISIBLE} AND s.embedding IS NOT NULL"
+            " ORDER BY s.embedding <=> %(vec)s::vector LIMIT %(n)s",
+            {"uid": uid, "vec": json.dumps(vector), "n": CANDIDATES})
+        return [r for r in cur.fetchall() if r["score"] >= SEMANTIC_MIN_SIMILARITY]
+
+
+def _title_hits(uid: str, q: str) -> list[dict]:
+    return db.fetch_all(
+        "SELECT v.id AS video_id, NULL::int AS idx, NULL::float AS start_s, NULL AS text,"
+        " NULL::jsonb AS words, similarity(v.title, %(q)s) AS score FROM videos v"
+        f" WHERE {_VISIBLE} AND (v.title ILIKE %(like)s OR v.title %% %(q)s)"
+        " ORDER BY score DESC LIMIT %(n)s",
+        {"uid": uid, "q": q, "like": f"%{_escape_like(q)}%", "n": CANDIDATES})
+
+
+def _escape_like(q: str) -> str:
+    return q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def spoken_at(segment: dict, q: str) -> float:
+    """When the query's words start being spoken in a segment (its start if no word matches)."""
+    wanted = [w.lower() for w in _WORD.findall(q)]
+    words = segment.get("words") or []
+    norm = [(_WORD.findall(w.get("word", "").lower()) or [""])[0] for w in words]
+    for i in range(len(norm)):
+        if wanted and norm[i:i + len(wanted)] == wanted:
+            return round(float(words[i]["start"]), 2)
+    for i, w in enumerate(norm):
+        if w in wanted:
+            return round(float(words[i]["start"]), 2)
+    return round(float(segment["start_s"]), 2)
+
+
+def _snippet(text: str, q: str, width: int = 160) -> str:
+    if len(text) <= width:
+        return text
+    at = text.lower().find(q.lower().split()[0]) if q.split() else 0
+    start = max(0, at - width // 3)
+    return ("…" if start else "") + text[start:start + width].strip() + "…"
+
+
+def search(user: dict, params: dict, page: int, limit: int) -> dict:
+    """Ranked videos with the segment where the query is spoken."""
+    q = _query(params)
+    uid = str(user["id"])
+    rankings = [_keyword_hits(uid, q), _title_hits(uid, q)]
+    vector = query_vector(q)
+    if vector is not None:
+        rankings.append(_semantic_hits(uid, vector))
+    fused: dict[str, dict] = {}
+    for ranking in rankings:
+        for rank, hit in enumerate(ranking):
+            vid = str(hit["video_id"])
+            entry = fused.setdefault(vid, {"score": 0.0, "segment": None})
+            entry["score"] += 1.0 / (RRF_K + rank + 1)
+            if hit["text"] is not None and entry["segment"] is None:
+                entry["segment"] = hit
+    ordered = sorted(fused.items(), key=lambda kv: -kv[1]["score"])
+    titles = {str(r["id"]): r["title"] for r in db.fetch_all(
+        "SELECT id, title FROM videos WHERE id = ANY(%s::uuid[])", ([k for k, _ in ordered],))}
+    base = get_settings().public_base_url
+    window = ordered[(page - 1) * limit: page * limit]
+    return {"videos": [{
+        "id": vid, "title": titles.get(vid),
+        "snippet": _snippet(e["segment"]["text"], q) if e["segment"] else None,
+        "timestamp": spoken_at(e["segment"], q) if e["segment"] else None,
+        "score": round(e["score"], 5),
+        "thumbnail_url": f"{base}/files/videos/{vid}/thumbnail"} for vid, e in window],
+        "total_results": len(ordered), "page": page, "limit": limit, "semantic": vector is not None}
+
+
+def suggestions(user: dict, params: dict) -> dict:
+    """Completions from titles and frequent spoken phrases that start with the query."""
+    q = _query(params).lower()
+    uid = str(user["id"])
+    titles = db.fetch_all(
+        "SELECT v.title, similarity(v.title, %(q)s) AS s FROM videos v"
+        f" WHERE {_VISIBLE} AND (v.title ILIKE %(prefix)s OR v.title ILIKE %(word)s)"
+        " ORDER BY (v.title ILIKE %(prefix)s) DESC, s DESC LIMIT 5",
+        {"uid": uid, "q": q, "prefix": f"{_escape_like(q)}%", "word": f"% {_escape_like(q)}%"})
+    phrases = db.fetch_all(
+        "SELECT phrase, count(*) AS n FROM ("
+        "  SELECT (regexp_matches(lower(s.text), %(re)s, 'g'))[1] AS phrase"
+        "  FROM transcript_segments s JOIN videos v ON v.id = s.video_id"
+        f" WHERE {_VISIBLE} AND s.text ILIKE %(like)s) p"
+        " GROUP BY phrase ORDER BY n DESC, phrase LIMIT 5",
+        {"uid": uid, "re": r"\m(" + re.escape(q) + r"[\w']*(?:\s+[\w']+){0,2})",
+         "like": f"%{_escape_like(q)}%"})
+    return {"query": q, "suggestions": list(dict.fromkeys(
+        [t["title"] for t in titles] + [p["phrase"] for p in phrases]))[:10],
+        "titles": [t["title"] for t in titles], "phrases": [p["phrase"] for p in phrases]}
