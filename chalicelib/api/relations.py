@@ -5,7 +5,7 @@ import json
 
 from chalicelib import access, db
 from chalicelib.auth.tokens import iso
-from chalicelib.config import get_settings
+from chalicelib.api.videos import thumbnail_url
 from chalicelib.errors import NotFoundError, NotReadyError
 
 
@@ -24,10 +24,6 @@ def duplicates(user: dict, video_id: str) -> dict:
                            "uploaded_at": iso(original["uploaded_at"])} if original else None,
         "similarity": video["similarity"],
     }
-
-
-def _thumb(video_id: object) -> str:
-    return f"{get_settings().public_base_url}/files/videos/{video_id}/thumbnail"
 
 
 def _complete(user: dict, video_id: str) -> dict:
@@ -52,7 +48,7 @@ def similar(user: dict, video_id: str, limit: int = 10) -> dict:
         rows = cur.fetchall()
     return {"similar_videos": [{"id": str(r["id"]), "title": r["title"],
                                 "similarity": round(float(r["similarity"]), 4),
-                                "thumbnail_url": _thumb(r["id"])} for r in rows]}
+                                "thumbnail_url": thumbnail_url(r["id"])} for r in rows]}
 
 
 def _related(user: dict, video_id: str, kind: str, *, reverse: bool = False) -> list[dict]:
@@ -75,7 +71,7 @@ def timeline(user: dict, video_id: str) -> dict:
                                "start_time": round(float(r["offset_s"]), 2),
                                "duration": round(float(r["duration_s"] or 0), 2),
                                "score": round(float(r["score"]), 3),
-                               "thumbnail_url": _thumb(r["id"])} for r in rows]}
+                               "thumbnail_url": thumbnail_url(r["id"])} for r in rows]}
 
 
 def trimmed(user: dict, video_id: str) -> dict:
@@ -84,7 +80,7 @@ def trimmed(user: dict, video_id: str) -> dict:
     sources = _related(user, video_id, "trimmed", reverse=True)
     body["trimmed_from"] = [{"id": str(r["id"]), "title": r["title"],
                              "start_time": round(float(r["offset_s"]), 2),
-                             "thumbnail_url": _thumb(r["id"])} for r in sources]
+                             "thumbnail_url": thumbnail_url(r["id"])} for r in sources]
     return body
 
 
@@ -95,7 +91,7 @@ def pov(user: dict, video_id: str) -> dict:
     return {"pov_videos": [{"id": str(r["id"]), "title": r["title"],
                             "offset": round(float(r["offset_s"]), 2),
                             "similarity": round(float(r["score"]), 3),
-                            "thumbnail_url": _thumb(r["id"])} for r in rows]}
+                            "thumbnail_url": thumbnail_url(r["id"])} for r in rows]}
 
 
 def transcript(user: dict, video_id: str) -> dict:

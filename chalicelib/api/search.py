@@ -15,6 +15,7 @@ from functools import lru_cache
 from typing import Any
 
 from chalicelib import db
+from chalicelib.api.videos import thumbnail_url
 from chalicelib.config import get_settings
 from chalicelib.errors import ValidationError
 
@@ -147,14 +148,13 @@ def search(user: dict, params: dict, page: int, limit: int) -> dict:
     ordered = sorted(fused.items(), key=lambda kv: -kv[1]["score"])
     titles = {str(r["id"]): r["title"] for r in db.fetch_all(
         "SELECT id, title FROM videos WHERE id = ANY(%s::uuid[])", ([k for k, _ in ordered],))}
-    base = get_settings().public_base_url
     window = ordered[(page - 1) * limit: page * limit]
     return {"videos": [{
         "id": vid, "title": titles.get(vid),
         "snippet": _snippet(e["segment"]["text"], q) if e["segment"] else None,
         "timestamp": spoken_at(e["segment"], q) if e["segment"] else None,
         "score": round(e["score"], 5),
-        "thumbnail_url": f"{base}/files/videos/{vid}/thumbnail"} for vid, e in window],
+        "thumbnail_url": thumbnail_url(vid)} for vid, e in window],
         "total_results": len(ordered), "page": page, "limit": limit, "semantic": vector is not None}
 
 
