@@ -14,7 +14,7 @@ EMBED_MODEL := build/models/all-MiniLM-L6-v2.onnx
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PYTEST_ARGS ?=
 
-.PHONY: help install dev test system-deps node-tools models clean token
+.PHONY: help install dev test system-deps node-tools models clean token bench
 
 help:
 	@echo "make dev    - run the local stack (Postgres, AWS emulator, API on :8000)"
@@ -59,3 +59,7 @@ clean:
 token: $(VENV)/.installed
 	@test -n "$(EMAIL)" || { echo "usage: make token EMAIL=someone@example.com [NAME=...]" >&2; exit 2; }
 	@$(PY) -m infra.local.google_keys token --email "$(EMAIL)" $(if $(NAME),--name "$(NAME)")
+
+# Benchmarks: ratios against same-run baselines; writes bench/results/latest.json.
+bench: install
+	$(PY) bench/run.py
