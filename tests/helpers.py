@@ -1,6 +1,7 @@
 """Small helpers the tests share."""
 from __future__ import annotations
 
+import json
 import time
 from typing import Any, Callable
 
@@ -28,3 +29,15 @@ def wait_for_final(video_id: str, timeout_s: float = 120) -> dict:
         row = video_row(video_id)
         return row if row and row["status"] in ("complete", "duplicate", "failed") else None
     return wait_for(final, timeout_s)
+
+
+JSON = {"Content-Type": "application/json"}
+
+
+def call(client, method, path, who=None, body=None):
+    """(status, JSON body or None) of one request; who is a sign_in result or None."""
+    kwargs = {"headers": {**JSON, **(who["headers"] if who else {})}}
+    if body is not None:
+        kwargs["body"] = body if isinstance(body, str) else json.dumps(body)
+    resp = getattr(client.http, method.lower())(path, **kwargs)
+    return resp.status_code, (json.loads(resp.body) if resp.body else None)

@@ -122,16 +122,11 @@ def public_invite(code: str) -> dict:
         " WHERE i.code = %s AND i.revoked_at IS NULL", (_code(code),))
     if row is None:
         raise NotFoundError("Invalid invite code")
-    body: dict[str, Any] = {
-        "code": row["code"], "role": row["role"], "expires_at": _iso(row["expires_at"]),
+    return {
+        "code": row["code"], "role": row["role"], "expires_at": iso(row["expires_at"]),
         "stream": {"id": str(row["stream_id"]), "name": row["name"],
                    "description": row["description"], "member_count": row["member_count"]},
-        "valid": not (row["expired"] or row["used_up"])}
-    if row["expired"]:
-        body["reason"] = "expired"
-    elif row["used_up"]:
-        body["reason"] = "usage_limit_exceeded"
-    return body
+        **_validity(row)}
 
 
 def join(user: dict, code: str) -> dict:
@@ -197,21 +192,21 @@ def _code(code: str) -> str:
     return code
 
 
+def _validity(row: dict) -> dict[str, Any]:
+    """{valid} and, for an invite that can no longer be used, the reason."""
+    if row["expired"]:
+        return {"valid": False, "reason": "expired"}
+    if row["used_up"]:
+        return {"valid": False, "reason": "usage_limit_exceeded"}
+    return {"valid": True}
+
+
 def _invite(row: dict) -> dict:
-    body: dict[str, Any] = {
-        "code": row["code"], "role": row["role"], "expires_at": _iso(row["expires_at"]),
+    return {
+        "code": row["code"], "role": row["role"], "expires_at": iso(row["expires_at"]),
         "usage_limit": row["usage_limit"], "use_count": row["use_count"],
         "created_by": str(row["created_by"]), "created_at": iso(row["created_at"]),
-        "valid": not (row["expired"] or row["used_up"])}
-    if row["expired"]:
-        body["reason"] = "expired"
-    elif row["used_up"]:
-        body["reason"] = "usage_limit_exceeded"
-    return body
-
-
-def _iso(ts: dt.datetime | None) -> str | None:
-    return iso(ts) if ts is not None else None
+        **_validity(row)}
 
 
 def _invite_fields(body: dict, *, creating: bool) -> dict[str, Any]:

@@ -17,10 +17,6 @@ _REMAINING = {1: ["dedup", "transcode", "transcribe", "embed"], 2: ["transcode",
 _FALLBACK_STAGE_S = {"dedup": 10.0, "transcode": 60.0, "transcribe": 20.0, "embed": 5.0}
 
 
-def _ts(value: object) -> str | None:
-    return iso(value) if value is not None else None
-
-
 def _humanize(seconds: float) -> str:
     if seconds < 90:
         return f"{max(1, round(seconds))} seconds"
@@ -59,12 +55,12 @@ def status_of(video: dict) -> dict:
         "stage": STAGE_NAMES.get(video["processing_index"]),
         "status": video["status"],
         "execution_arn": execution["execution_arn"] if execution else None,
-        "started_at": _ts(execution["started_at"]) if execution else None,
-        "finished_at": _ts(execution["finished_at"]) if execution else None,
+        "started_at": iso(execution["started_at"]) if execution else None,
+        "finished_at": iso(execution["finished_at"]) if execution else None,
         "failure_reason": video["failure_reason"],
         "failed_stage": video["failed_stage"],
-        "history": [{"stage": h["stage"], "status": h["status"], "started_at": _ts(h["started_at"]),
-                     "finished_at": _ts(h["finished_at"]), "error": h["error"]} for h in history],
+        "history": [{"stage": h["stage"], "status": h["status"], "started_at": iso(h["started_at"]),
+                     "finished_at": iso(h["finished_at"]), "error": h["error"]} for h in history],
     }
 
 
@@ -91,7 +87,7 @@ def queue() -> dict:
         "jobs": [{"video_id": str(r["id"]), "title": r["title"], "status": r["status"],
                   "processing_index": r["processing_index"],
                   "stage": STAGE_NAMES.get(r["processing_index"]),
-                  "uploaded_at": _ts(r["uploaded_at"])} for r in rows[:100]],
+                  "uploaded_at": iso(r["uploaded_at"])} for r in rows[:100]],
     }
 
 
@@ -171,11 +167,11 @@ def duplicates(page: int, limit: int) -> dict:
     return {
         "duplicates": [{
             "id": str(r["id"]), "title": r["title"], "similarity": r["similarity"],
-            "uploaded_by": str(r["uploaded_by"]), "uploaded_at": _ts(r["uploaded_at"]),
+            "uploaded_by": str(r["uploaded_by"]), "uploaded_at": iso(r["uploaded_at"]),
             "stream_id": str(r["stream_id"]),
             "original_video": {"id": str(r["original_id"]), "title": r["original_title"],
                                "uploaded_by": str(r["original_uploaded_by"]),
-                               "uploaded_at": _ts(r["original_uploaded_at"])} if r["original_id"] else None,
+                               "uploaded_at": iso(r["original_uploaded_at"])} if r["original_id"] else None,
         } for r in rows],
         "total": rows[0]["total"] if rows else 0, "page": page, "limit": limit,
     }

@@ -96,7 +96,7 @@ def details(video: dict, user: dict) -> dict:
         "size": video["size_bytes"], "bitrates": list(video["bitrates"] or []),
         "filename": video["filename"],
         "uploaded_by": str(video["uploaded_by"]), "uploaded_at": iso(video["uploaded_at"]),
-        "processed_at": iso(video["processed_at"]) if video["processed_at"] else None,
+        "processed_at": iso(video["processed_at"]),
         "updated_at": iso(video["updated_at"]),
         "thumbnail_url": thumbnail_url(video["id"]),
         "total_likes": likes["n"], "liked": bool(likes["mine"]),

@@ -39,7 +39,10 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
 
-def iso(ts: dt.datetime) -> str:
+def iso(ts: dt.datetime | None) -> str | None:
+    """ISO 8601 in UTC with a Z; None stays None."""
+    if ts is None:
+        return None
     return ts.astimezone(dt.timezone.utc).isoformat().replace("+00:00", "Z")
 
 

@@ -15,7 +15,7 @@ import math
 
 from chalicelib import db, storage
 from chalicelib.config import get_settings
-from chalicelib.pipeline import relate
+from chalicelib.pipeline import media_io, relate
 from chalicelib.pipeline.step import Envelope, stage_step
 
 logger = logging.getLogger(__name__)
@@ -76,10 +76,8 @@ def run(event: Envelope) -> dict:
             "     clip_vector = EXCLUDED.clip_vector, created_at = now()",
             (video_id, embed.MODEL_NAME, embed.DIM, json.dumps(text_vec or [0.0] * embed.DIM),
              json.dumps(combined)))
-        cur.execute(
-            "INSERT INTO video_assets (video_id, key, kind, size_bytes, content_type)"
-            " VALUES (%s, %s, 'embeddings', %s, 'application/json') ON CONFLICT (video_id, key)"
-            " DO UPDATE SET size_bytes = EXCLUDED.size_bytes", (video_id, key, len(body)))
+        media_io.record_assets(video_id, [(key, len(body), "application/json")],
+                               lambda _key: "embeddings", cur)
     relations = relate.find_relations(video_id)
     relate.store_relations(video_id, relations)
     return {"embeddings": {"key": key, "segments": len(segments), "relations": len(relations)}}

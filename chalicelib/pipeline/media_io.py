@@ -78,15 +78,21 @@ def upload_tree(root: Path, files: list[str], prefix: str) -> list[tuple[str, in
         return list(pool.map(put, files))
 
 
-def record_assets(video_id: str, assets: list[tuple[str, int, str]], kind_of) -> None:
-    """Remember every stored object of a video (deletion and storage stats rely on it)."""
-    with db.transaction() as cur:
-        for key, size, ctype in assets:
-            cur.execute(
-                "INSERT INTO video_assets (video_id, key, kind, size_bytes, content_type)"
-                " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (video_id, key) DO UPDATE"
-                " SET size_bytes = EXCLUDED.size_bytes, kind = EXCLUDED.kind, created_at = now()",
-                (video_id, key, kind_of(key), size, ctype))
+def record_assets(video_id: str, assets: list[tuple[str, int, str]], kind_of, cur=None) -> None:
+    """Remember every stored object of a video (deletion and storage stats rely on it).
+
+    With `cur`, inside the caller's transaction; otherwise in one of its own.
+    """
+    if cur is None:
+        with db.transaction() as own:
+            record_assets(video_id, assets, kind_of, own)
+        return
+    for key, size, ctype in assets:
+        cur.execute(
+            "INSERT INTO video_assets (video_id, key, kind, size_bytes, content_type)"
+            " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (video_id, key) DO UPDATE"
+            " SET size_bytes = EXCLUDED.size_bytes, kind = EXCLUDED.kind, created_at = now()",
+            (video_id, key, kind_of(key), size, ctype))
 
 
 def ffmpeg_timeout(duration_s: float | None, factor: float, floor_s: float = 60,

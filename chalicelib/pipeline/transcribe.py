@@ -38,10 +38,8 @@ def store(video_id: str, transcript: dict) -> str:
                 "INSERT INTO transcript_segments (video_id, idx, start_s, end_s, text, words)"
                 " VALUES (%s, %s, %s, %s, %s, %s)",
                 (video_id, idx, seg["start"], seg["end"], seg["text"], json.dumps(seg["words"])))
-        cur.execute(
-            "INSERT INTO video_assets (video_id, key, kind, size_bytes, content_type)"
-            " VALUES (%s, %s, 'transcript', %s, 'application/json') ON CONFLICT (video_id, key)"
-            " DO UPDATE SET size_bytes = EXCLUDED.size_bytes", (video_id, key, len(body)))
+        media_io.record_assets(video_id, [(key, len(body), "application/json")],
+                               lambda _key: "transcript", cur)
     return key
 
 

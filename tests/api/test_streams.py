@@ -1,23 +1,15 @@
 """Streams and members (reference/000 Stream Management): roles, last admin, cross-stream."""
 from __future__ import annotations
 
-import json
 import uuid
 
 import pytest
 
+from tests.helpers import call
+
 H = {"Content-Type": "application/json"}
 MISSING = str(uuid.uuid4())
 
-
-def call(client, method, path, who=None, body=None):
-    """(status, JSON body or None) of one request; who is a sign_in result or None."""
-    headers = {**H, **(who["headers"] if who else {})}
-    kwargs = {"headers": headers}
-    if body is not None:
-        kwargs["body"] = body if isinstance(body, str) else json.dumps(body)
-    resp = getattr(client.http, method.lower())(path, **kwargs)
-    return resp.status_code, (json.loads(resp.body) if resp.body else None)
 
 
 def add_member(stream_id, who, role):

@@ -7,19 +7,10 @@ import uuid
 
 import pytest
 
-from tests.helpers import wait_for
+from tests.helpers import call, wait_for
 
-H = {"Content-Type": "application/json"}
 BUCKET = "clipstream"
 
-
-def call(client, method, path, who=None, body=None):
-    """(status, JSON body or None) of one request; who is a sign_in result or None."""
-    kwargs = {"headers": {**H, **(who["headers"] if who else {})}}
-    if body is not None:
-        kwargs["body"] = body if isinstance(body, str) else json.dumps(body)
-    resp = getattr(client.http, method.lower())(path, **kwargs)
-    return resp.status_code, (json.loads(resp.body) if resp.body else None)
 
 
 def add_member(stream_id, who, role):
