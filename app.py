@@ -387,6 +387,16 @@ def openapi_document() -> Response:
     return Response(body=openapi.document(app), headers={"Cache-Control": "public, max-age=300"})
 
 
+# ---------------------------------------------------------------- moments, clips and sync
+# (highlights from speech and audio, clip extraction, conflict-free metadata editing)
+
+
+# ---------------------------------------------------------------- playback delivery, metrics and console
+
+
+# ---------------------------------------------------------------- analytics and moderation
+
+
 # ---------------------------------------------------------------- upload trigger
 
 @app.on_s3_event(bucket=get_settings().bucket, events=["s3:ObjectCreated:*"],
@@ -453,6 +463,9 @@ def pipeline_finalize(event: dict, context: Any) -> dict:
 def pipeline_mark_failed(event: dict, context: Any) -> dict:
     from chalicelib.pipeline import finalize
     return finalize.mark_failed(event)
+
+
+# ---------------------------------------------------------------- clip extraction steps
 
 
 # ---------------------------------------------------------------- helpers
