@@ -394,7 +394,7 @@ def openapi_document() -> Response:
 # ---------------------------------------------------------------- playback delivery, metrics and console
 
 
-# ---------------------------------------------------------------- analytics and moderation
+# ---------------------------------------------------------------- analytics, moderation and rate limits
 
 
 # ---------------------------------------------------------------- upload trigger
