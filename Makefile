@@ -15,6 +15,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PYTEST_ARGS ?=
 
 .PHONY: help install dev test system-deps node-tools models clean token bench
+.PHONY: test-reliability
 
 help:
 	@echo "make dev    - run the local stack (Postgres, AWS emulator, API on :8000)"
@@ -27,11 +28,15 @@ $(VENV)/.installed: $(REQUIREMENTS)
 	$(PIP) install -q --no-deps -r layers/ml/requirements-nodeps.txt
 	@touch $@
 
-# Debian packages the test clips need (speech for transcription tests).
+# Debian packages the tests need: speech for transcription tests, and Chromium, the
+# browser that plays HLS with hls.js and screenshots the console (Playwright drives it).
 system-deps:
 	@command -v espeak-ng >/dev/null || { \
 	  echo "installing espeak-ng (Debian) ..."; \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq espeak-ng >/dev/null; }
+	@command -v chromium >/dev/null || { \
+	  echo "installing chromium (Debian) ..."; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium >/dev/null; }
 
 tests/tools/node_modules/.installed: tests/tools/package.json tests/tools/package-lock.json
 	cd tests/tools && npm ci --no-audit --no-fund --loglevel=error
@@ -52,6 +57,10 @@ dev: install
 test: install
 	$(PY) -m pytest -c tests/pytest.ini --rootdir=. $(PYTEST_ARGS)
 
+# Faults, bad input, access and load (part of `make test` too); writes bench/results/reliability.json.
+test-reliability: install
+	$(PY) -m pytest -c tests/pytest.ini --rootdir=. -m reliability $(PYTEST_ARGS)
+
 clean:
 	rm -rf .local build
 
@@ -63,3 +72,11 @@ token: $(VENV)/.installed
 # Benchmarks: ratios against same-run baselines; writes bench/results/latest.json.
 bench: install
 	$(PY) bench/run.py
+
+# One SAM template for AWS with its artifacts (no AWS account or Docker needed):
+#   make package STAGE=prod OUT=dist/prod   (see README "Deploying to AWS")
+STAGE ?= prod
+OUT ?= build/package/$(STAGE)
+.PHONY: package
+package: $(VENV)/.installed models
+	$(PY) -m infra.aws.package --stage $(STAGE) --out $(OUT)

@@ -8,12 +8,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools import Logger
 from chalice import Chalice, ConvertToMiddleware, Response
 
 from chalicelib.api import auth, health, hls, processing, relations, search, uploads, videos
 from chalicelib.api import invites, streams
 from chalicelib.api import files, openapi, social, system
+from chalicelib.api import analytics, moderation
+from chalicelib.api import moments, sync
+from chalicelib import ratelimit
+from chalicelib.api import console, metrics
+from chalicelib import observability
 from chalicelib.api.http import chalice_error_to_contract, handles_errors, json_body, paging, parse_uuid
 from chalicelib.auth.users import current_user, require_platform_admin
 from chalicelib.config import get_settings
@@ -21,8 +25,7 @@ from chalicelib.errors import AuthenticationError
 
 app = Chalice(app_name="clipstream")
 app.api.binary_types.extend(sorted({t for types in uploads.CONTENT_TYPES.values() for t in types}))
-logger = Logger(service="clipstream")
-app.register_middleware(ConvertToMiddleware(logger.inject_lambda_context))
+# Log context (correlation ids, cold start): observability.lambda_middleware, registered below.
 
 
 @app.middleware("http")
@@ -288,8 +291,9 @@ def processing_stats() -> dict:
 @app.route("/admin/processing/retry", methods=["POST"])
 @handles_errors
 def retry_processing() -> dict:
-    require_platform_admin(_user())
-    return processing.retry(json_body(app.current_request))
+    user = _user()
+    require_platform_admin(user)
+    return processing.retry(json_body(app.current_request), actor=user)
 
 
 @app.route("/admin/duplicates", methods=["GET"])
@@ -390,11 +394,209 @@ def openapi_document() -> Response:
 # ---------------------------------------------------------------- moments, clips and sync
 # (highlights from speech and audio, clip extraction, conflict-free metadata editing)
 
+@app.route("/videos/{video_id}/generate-moments", methods=["POST"])
+@handles_errors
+def moments_generate(video_id: str) -> Response:
+    return Response(body=moments.generate(_user(), parse_uuid(video_id, "Video")), status_code=202)
+
+
+@app.route("/videos/{video_id}/moments", methods=["GET"])
+@handles_errors
+def moments_list(video_id: str) -> dict:
+    return moments.list_moments(_user(), parse_uuid(video_id, "Video"))
+
+
+@app.route("/videos/{video_id}/moments/{moment_id}/refine", methods=["POST"])
+@handles_errors
+def moments_refine(video_id: str, moment_id: str) -> dict:
+    return moments.refine(_user(), parse_uuid(video_id, "Video"), moment_id,
+                          json_body(app.current_request, required=False))
+
+
+@app.route("/videos/{video_id}/clip-extraction-status", methods=["GET"])
+@handles_errors
+def clip_extraction_status(video_id: str) -> dict:
+    return moments.extraction_status(_user(), parse_uuid(video_id, "Video"))
+
+
+@app.route("/clips/{moment_id}/stream", methods=["GET"])
+@handles_errors
+def clip_stream(moment_id: str) -> Response:
+    return moments.stream_clip(_user(), moment_id)
+
+
+@app.route("/sync", methods=["POST"])
+@handles_errors
+def sync_push() -> dict:
+    return sync.post_sync(_user(), json_body(app.current_request))
+
+
+@app.route("/sync", methods=["GET"])
+@handles_errors
+def sync_pull() -> dict:
+    return sync.get_sync(_user(), app.current_request.query_params or {})
+
+
 
 # ---------------------------------------------------------------- playback delivery, metrics and console
 
+app.register_middleware(ConvertToMiddleware(observability.lambda_middleware))
+
+
+@app.middleware("s3")
+def count_uploads(event: Any, get_response: Any) -> Any:
+    return observability.uploads_started(get_response(event))
+
+
+@app.route("/api/videos/{video_id}/stream/{quality}", methods=["GET"], cors=True)
+@handles_errors
+def mp4_fallback(video_id: str, quality: str) -> Response:
+    vid, request = parse_uuid(video_id, "Video"), app.current_request
+    url = hls.mp4_url(_optional_user(), vid, quality, (request.query_params or {}).get("token"))
+    return Response(body="", status_code=302, headers={"Location": url, "Cache-Control": "no-store"})
+
+
+@app.route("/metrics", methods=["GET"])
+@handles_errors
+def prometheus_metrics() -> Response:
+    require_platform_admin(_user())
+    return Response(body=metrics.exposition(),
+                    headers={"Content-Type": metrics.CONTENT_TYPE, "Cache-Control": "no-store"})
+
+
+@app.route("/console", methods=["GET"])
+def console_page() -> Response:
+    return Response(body=console.page(),
+                    headers={"Content-Type": "text/html; charset=utf-8", "Cache-Control": "no-cache"})
+
+
+@app.route("/console/api/executions", methods=["GET"])
+@handles_errors
+def console_executions() -> dict:
+    require_platform_admin(_user())
+    return console.executions((app.current_request.query_params or {}).get("limit"))
+
+
+@app.route("/console/api/graph", methods=["GET"])
+@handles_errors
+def console_graph() -> dict:
+    require_platform_admin(_user())
+    return console.graph()
+
+
 
 # ---------------------------------------------------------------- analytics, moderation and rate limits
+
+@app.middleware("http")
+def rate_limits(event: Any, get_response: Any) -> Response:
+    return ratelimit.refusal(event) or get_response(event)
+
+
+@app.route("/videos/{video_id}/views", methods=["POST"])
+@handles_errors
+def videos_record_view(video_id: str) -> dict:
+    return analytics.record_view(_user(), parse_uuid(video_id, "Video"),
+                                 json_body(app.current_request, required=False))
+
+
+@app.route("/videos/{video_id}/analytics", methods=["GET"])
+@handles_errors
+def videos_analytics(video_id: str) -> dict:
+    return analytics.video_analytics(_user(), parse_uuid(video_id, "Video"), _query())
+
+
+@app.route("/streams/{stream_id}/analytics", methods=["GET"])
+@handles_errors
+def streams_analytics(stream_id: str) -> dict:
+    return analytics.stream_analytics(_user(), parse_uuid(stream_id, "Stream"), _query())
+
+
+@app.route("/users/me/analytics", methods=["GET"])
+@handles_errors
+def users_me_analytics() -> dict:
+    return analytics.user_analytics(_user(), _query())
+
+
+@app.route("/videos/{video_id}/report", methods=["POST"])
+@handles_errors
+def videos_report(video_id: str) -> Response:
+    body = moderation.report_video(_user(), parse_uuid(video_id, "Video"), json_body(app.current_request))
+    return Response(body=body, status_code=201)
+
+
+@app.route("/admin/reports", methods=["GET"])
+@handles_errors
+def admin_reports() -> dict:
+    return moderation.list_reports(_user(), _query(), *paging(app.current_request))
+
+
+@app.route("/streams/{stream_id}/reports", methods=["GET"])
+@handles_errors
+def streams_reports(stream_id: str) -> dict:
+    return moderation.list_reports(_user(), _query(), *paging(app.current_request),
+                                   stream_id=parse_uuid(stream_id, "Stream"))
+
+
+@app.route("/admin/reports/{report_id}/resolve", methods=["POST"])
+@handles_errors
+def admin_reports_resolve(report_id: str) -> dict:
+    return moderation.resolve_report(_user(), report_id, json_body(app.current_request, required=False))
+
+
+@app.route("/admin/reports/{report_id}/dismiss", methods=["POST"])
+@handles_errors
+def admin_reports_dismiss(report_id: str) -> dict:
+    return moderation.dismiss_report(_user(), report_id, json_body(app.current_request, required=False))
+
+
+@app.route("/admin/videos/{video_id}/hide", methods=["POST"])
+@handles_errors
+def admin_videos_hide(video_id: str) -> dict:
+    return moderation.hide_video(_user(), video_id, json_body(app.current_request, required=False))
+
+
+@app.route("/admin/videos/{video_id}/unhide", methods=["POST"])
+@handles_errors
+def admin_videos_unhide(video_id: str) -> dict:
+    return moderation.unhide_video(_user(), video_id)
+
+
+@app.route("/streams/{stream_id}/bans", methods=["GET"])
+@handles_errors
+def streams_bans(stream_id: str) -> dict:
+    return moderation.list_bans(_user(), stream_id, *paging(app.current_request))
+
+
+@app.route("/streams/{stream_id}/bans", methods=["POST"])
+@handles_errors
+def streams_ban(stream_id: str) -> Response:
+    body = moderation.ban_user(_user(), stream_id, json_body(app.current_request))
+    return Response(body=body, status_code=201)
+
+
+@app.route("/streams/{stream_id}/bans/{user_id}", methods=["DELETE"])
+@handles_errors
+def streams_unban(stream_id: str, user_id: str) -> Response:
+    moderation.unban_user(_user(), stream_id, user_id)
+    return Response(status_code=204, body="")
+
+
+@app.route("/admin/audit", methods=["GET"])
+@handles_errors
+def admin_audit() -> dict:
+    return moderation.list_audit(_user(), _query(), *paging(app.current_request))
+
+
+@app.route("/streams/{stream_id}/audit", methods=["GET"])
+@handles_errors
+def streams_audit(stream_id: str) -> dict:
+    return moderation.list_audit(_user(), _query(), *paging(app.current_request),
+                                 stream_id=parse_uuid(stream_id, "Stream"))
+
+
+def _query() -> dict:
+    return app.current_request.query_params or {}
+
 
 
 # ---------------------------------------------------------------- upload trigger
@@ -420,7 +622,7 @@ def minio_upload_complete() -> dict:
 @app.lambda_function(name="pipeline_dedup")
 def pipeline_dedup(event: dict, context: Any) -> dict:
     from chalicelib.pipeline import dedup
-    return dedup.run(event)
+    return dedup.run(event, context)
 
 
 @app.lambda_function(name="pipeline_mark_duplicate")
@@ -432,19 +634,19 @@ def pipeline_mark_duplicate(event: dict, context: Any) -> dict:
 @app.lambda_function(name="pipeline_transcode")
 def pipeline_transcode(event: dict, context: Any) -> dict:
     from chalicelib.pipeline import transcode
-    return transcode.run(event)
+    return transcode.run(event, context)
 
 
 @app.lambda_function(name="pipeline_transcribe")
 def pipeline_transcribe(event: dict, context: Any) -> dict:
     from chalicelib.pipeline import transcribe
-    return transcribe.run(event)
+    return transcribe.run(event, context)
 
 
 @app.lambda_function(name="pipeline_embed")
 def pipeline_embed(event: dict, context: Any) -> dict:
     from chalicelib.pipeline import embed
-    return embed.run(event)
+    return embed.run(event, context)
 
 
 @app.lambda_function(name="embed_query")
@@ -466,6 +668,30 @@ def pipeline_mark_failed(event: dict, context: Any) -> dict:
 
 
 # ---------------------------------------------------------------- clip extraction steps
+# (stepfunctions/clips.asl.json)
+
+@app.lambda_function(name="clips_generate_moments")
+def clips_generate_moments(event: dict, context: Any) -> dict:
+    from chalicelib.moments import steps
+    return steps.generate(event)
+
+
+@app.lambda_function(name="clips_extract_clip")
+def clips_extract_clip(event: dict, context: Any) -> dict:
+    from chalicelib.moments import steps
+    return steps.extract(event)
+
+
+@app.lambda_function(name="clips_finish_extraction")
+def clips_finish_extraction(event: dict, context: Any) -> dict:
+    from chalicelib.moments import steps
+    return steps.finish(event)
+
+
+@app.lambda_function(name="clips_mark_extraction_failed")
+def clips_mark_extraction_failed(event: dict, context: Any) -> dict:
+    from chalicelib.moments import steps
+    return steps.mark_failed(event)
 
 
 # ---------------------------------------------------------------- helpers

@@ -6,6 +6,7 @@ Writes bench/results/latest.json (partial results are written as we go).
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -113,6 +114,33 @@ def save() -> None:
     tmp = RESULTS.with_suffix(".tmp")
     tmp.write_text(json.dumps(doc, indent=2, default=str) + "\n")
     tmp.replace(RESULTS)
+
+
+SECTIONS = ("imports", "api", "embed", "search", "dedup", "transcribe", "e2e", "transcode",
+            "hash_stream")
+
+
+def parse_args(argv: list[str]) -> set[str]:
+    """The sections to run: all of them, or those named by --only (comma separated).
+
+    A partial run writes its own file (--out, default in the temp dir), so
+    bench/results/latest.json always holds a full run.
+    """
+    import argparse
+    global RESULTS
+    parser = argparse.ArgumentParser(description="Clipstream benchmarks (see bench/README.md)")
+    parser.add_argument("--only", help=f"comma separated sections out of {','.join(SECTIONS)}")
+    parser.add_argument("--out", type=Path, help="where to write the results")
+    args = parser.parse_args(argv)
+    only = set(SECTIONS) if not args.only else {x.strip() for x in args.only.split(",") if x.strip()}
+    unknown = only - set(SECTIONS)
+    if unknown:
+        parser.error(f"unknown sections {sorted(unknown)}; choose from {','.join(SECTIONS)}")
+    if args.out:
+        RESULTS = args.out.resolve()
+    elif only != set(SECTIONS):
+        RESULTS = Path(tempfile.gettempdir()) / "clipstream-bench-partial.json"
+    return only
 
 
 def section(name: str):
@@ -241,9 +269,15 @@ def insert_video(stream_id, user_id, title="clip", ext="mp4", **cols) -> dict:
 
 
 def upload_raw(video: dict, path: Path) -> str:
+    """Store a step's input outside raw-uploads/; its key (what the step's envelope names).
+
+    Under the video's raw_key the upload trigger would start a whole pipeline
+    execution for the video, running beside the step being measured (earlier
+    runs measured exactly that: a transcode step at 2x direct FFmpeg).
+    """
     from chalicelib import storage
     from chalicelib.config import get_settings
-    key = video["raw_key"]
+    key = f"bench-inputs/{video['id']}.{video['ext']}"
     storage.s3_client().upload_file(str(path), get_settings().bucket, key)
     return key
 
@@ -265,13 +299,17 @@ def bench_api(stack, client) -> None:
     # warm up routes, auth, connection
     for p in paths[:5]:
         assert client.http.get(p, headers=me["headers"]).status_code == 200
-    lat = []
+    lat, between = [], []
     for i in range(300):
         p = paths[0] if i % 2 == 0 else rng.choice(paths[1:])
         t = time.perf_counter()
         resp = client.http.get(p, headers=me["headers"])
         lat.append((time.perf_counter() - t) * 1000)
         assert resp.status_code == 200, (p, resp.status_code, resp.body)
+        if i % 10 == 0:  # diagnostic only: a SELECT 1 between requests, as a route's statements run
+            t = time.perf_counter()
+            db.fetch_one("SELECT 1")
+            between.append((time.perf_counter() - t) * 1000)
     db_lat = []
     for _ in range(300):
         t = time.perf_counter()
@@ -280,6 +318,10 @@ def bench_api(stack, client) -> None:
     results["api_p50_ms"] = r(median(lat), 3)
     results["api_p99_ms"] = r(pct(lat, 99), 3)
     results["db_roundtrip_ms"] = r(median(db_lat), 3)
+    notes["api"] = (f"p50 list {median(lat[0::2]):.3f} ms, video {median(lat[1::2]):.3f} ms;"
+                    f" SELECT 1 {median(db_lat):.3f} ms back to back, {median(between):.3f} ms"
+                    " between requests")
+    log(f"  api: {notes['api']}")
 
 
 # ---------------------------------------------------------------- embeddings
@@ -415,6 +457,30 @@ def bench_dedup(data: dict) -> None:
     log(f"  dedup: {notes['dedup']}")
 
 
+# ---------------------------------------------------------------- streamed content hash (issue 5)
+
+HASH_STREAM_RESULTS = ROOT / "bench" / "results" / "hash_stream.json"
+
+
+@section("hash_stream")
+def bench_hash_stream() -> None:
+    """The dedup step's download+hash on large objects: own file, not a latest.json key."""
+    from bench import hash_stream
+    from chalicelib import storage
+    from chalicelib.config import get_settings
+
+    sizes = [int(x) for x in os.environ.get("BENCH_HASH_MB", "64,1024").split(",")]
+    report = hash_stream.run(storage.s3_client(), get_settings().bucket, sizes)
+    report["machine"] = extra["machine"]
+    HASH_STREAM_RESULTS.write_text(json.dumps(report, indent=2) + "\n")
+    for x in report["runs"]:
+        log(f"  {x['size_bytes'] / 2**20:.0f} MiB: {x['seconds']} s ({x['mb_per_s']} MiB/s),"
+            f" peak RSS {x['peak_rss_mb']} MB (+{x['rss_growth_mb']} MB over the idle child),"
+            f" Python peak {x['python_peak_mb']} MB")
+    notes["hash_stream"] = (f"largest {report['largest_mb']} MiB, RSS growth spread"
+                            f" {report['rss_growth_spread_mb']} MB -> {HASH_STREAM_RESULTS.name}")
+
+
 # ---------------------------------------------------------------- transcribe
 
 @section("transcribe")
@@ -440,8 +506,13 @@ def bench_transcribe(work: Path) -> None:
                         (f"bench-tr-{uuid.uuid4().hex[:8]}@example.com", "Bench"))
     stream = db.fetch_one("INSERT INTO streams (name, owner_id) VALUES (%s, %s) RETURNING *",
                           ("bench transcribe", user["id"]))
+    from chalicelib.pipeline import media_io, transcode
+
     step_t, direct_t = [], []
-    for i in range(3):
+    parts: dict[str, float] = {}  # diagnostic: where the step's time goes
+    targets = ((media_io, "fetch_if_present"), (ml, "transcribe"), (step, "store"),
+               (media_io, "delete_object"))
+    for i in range(5):
         def direct():
             t = time.perf_counter()
             segs, _info = model.transcribe(str(wav), **ml.TRANSCRIBE_OPTIONS)
@@ -451,20 +522,33 @@ def bench_transcribe(work: Path) -> None:
 
         if i % 2 == 0:  # alternate the order so drift in machine load hits both alike
             n = direct()
-        video = insert_video(stream["id"], user["id"], title=f"speech {i}", processing_index=3,
+        video = insert_video(stream["id"], user["id"], title=f"speech {i}", processing_index=2,
                              status="running")
         key = upload_raw(video, mp4)
-        t = time.perf_counter()
-        out = step.run({"video_id": str(video["id"]), "key": key})
-        step_t.append(time.perf_counter() - t)
+        # The envelope transcribe gets in the pipeline: transcode's (untimed) output.
+        envelope = transcode.run({"video_id": str(video["id"]), "key": key})
+        assert envelope.get("speech_audio_key"), envelope
+        with phase_times(targets, parts):
+            t = time.perf_counter()
+            out = step.run(envelope)
+            step_t.append(time.perf_counter() - t)
         if i % 2 == 1:
             n = direct()
         assert out["transcript"]["segments"] > 0, out
         log(f"  run {i}: step {step_t[-1]:.2f} s ({out['transcript']['segments']} segments),"
             f" direct {direct_t[-1]:.2f} s ({n} segments)")
+    # Diagnostic: the fallback without transcode's speech WAV (download + decode the upload).
+    video = insert_video(stream["id"], user["id"], title="speech fallback", processing_index=3,
+                         status="running")
+    key = upload_raw(video, mp4)
+    t = time.perf_counter()
+    step.run({"video_id": str(video["id"]), "key": key})
+    fallback = time.perf_counter() - t
     results["transcribe_step_s"] = r(median(step_t))
     results["whisper_direct_s"] = r(median(direct_t))
-    notes["transcribe"] = f"step {step_t}, direct {direct_t}, model threads {ml._threads()}"
+    notes["transcribe"] = (f"step {[round(x, 3) for x in step_t]}, direct {[round(x, 3) for x in direct_t]},"
+                           f" without the speech WAV hand-over {fallback:.3f} s, model threads {ml._threads()}")
+    notes["transcribe_parts"] = {k: round(v / len(step_t), 3) for k, v in parts.items()}
 
 
 # ---------------------------------------------------------------- end to end
@@ -521,8 +605,11 @@ def bench_e2e(stack, client, work: Path) -> None:
 
 @section("transcode")
 def bench_transcode(work: Path) -> None:
+    """Two rounds in rotated order (single, per rendition, step; then step, per rendition,
+    single): each value is the median of 2, so load drift hits all three alike."""
     from chalicelib import db
-    from chalicelib.media import hls, probe
+    from chalicelib.media import hls, probe, thumbnails
+    from chalicelib.pipeline import media_io
     from chalicelib.pipeline import transcode as step
     from tests.media import clips as media_clips
 
@@ -530,80 +617,87 @@ def bench_transcode(work: Path) -> None:
     src = media_clips.make_clip(work / "src1080.mp4", size=(1920, 1080), duration=60, scene="testsrc2")
     log(f"  made the 60 s 1080p clip in {time.perf_counter() - t:.1f} s")
     info = probe.probe(src)
-
-    cpu = {}
-
-    def child_cpu() -> float:
-        tm = os.times()
-        return tm.children_user + tm.children_system
-
-    def own_cpu() -> float:  # this Python process (all its threads: emulator, handlers ...)
-        tm = os.times()
-        return tm.user + tm.system
-
-    o0 = own_cpu()
-    c0, t = child_cpu(), time.perf_counter()
-    hls.transcode_hls(src, work / "hls_single", info, timeout_s=3600)
-    results["ffmpeg_single_s"] = r(time.perf_counter() - t)
-    cpu["ffmpeg_single"] = round(child_cpu() - c0, 1)
-    cpu["python_during_ffmpeg_single"] = round(own_cpu() - o0, 1)
-    log(f"  ffmpeg single: {results['ffmpeg_single_s']} s (CPU {cpu['ffmpeg_single']} s,"
-        f" load {os.getloadavg()[0]:.1f})")
-    shutil.rmtree(work / "hls_single", ignore_errors=True)
-    save()
-
-    c0, t = child_cpu(), time.perf_counter()
-    hls.transcode_hls_per_rendition(src, work / "hls_per", info, timeout_s=3600)
-    results["ffmpeg_per_rendition_s"] = r(time.perf_counter() - t)
-    cpu["ffmpeg_per_rendition"] = round(child_cpu() - c0, 1)
-    log(f"  ffmpeg per rendition: {results['ffmpeg_per_rendition_s']} s (CPU {cpu['ffmpeg_per_rendition']} s,"
-        f" load {os.getloadavg()[0]:.1f})")
-    shutil.rmtree(work / "hls_per", ignore_errors=True)
-    save()
-
     user = db.fetch_one("INSERT INTO users (email, name) VALUES (%s, %s) RETURNING *",
                         (f"bench-tc-{uuid.uuid4().hex[:8]}@example.com", "Bench"))
     stream = db.fetch_one("INSERT INTO streams (name, owner_id) VALUES (%s, %s) RETURNING *",
                           ("bench transcode", user["id"]))
-    video = insert_video(stream["id"], user["id"], title="transcode", processing_index=2,
-                         status="running", duration_s=info.duration_s, width=info.width,
-                         height=info.height)
-    key = upload_raw(video, src)
-    # Diagnostic only: where the step's time goes (wrapping, not changing, its parts).
-    from chalicelib.media import thumbnails
-    from chalicelib.pipeline import media_io
+    walls: dict[str, list[float]] = {"single": [], "per_rendition": [], "step": []}
+    cpu: dict[str, list[float]] = {"single": [], "per_rendition": [], "step": [], "python_in_step": []}
     parts: dict[str, float] = {}
+
+    def single():
+        hls.transcode_hls(src, work / "hls_single", info, timeout_s=3600)
+        shutil.rmtree(work / "hls_single", ignore_errors=True)
+
+    def per_rendition():
+        hls.transcode_hls_per_rendition(src, work / "hls_per", info, timeout_s=3600)
+        shutil.rmtree(work / "hls_per", ignore_errors=True)
+
+    def in_step():
+        video = insert_video(stream["id"], user["id"], title="transcode", processing_index=2,
+                             status="running", duration_s=info.duration_s, width=info.width,
+                             height=info.height)
+        key = upload_raw(video, src)
+        # Uploader.wait: time spent waiting for uploads once FFmpeg has exited.
+        targets = ((media_io, "download"), (probe, "probe"), (hls, "transcode_hls"),
+                   (thumbnails, "best_raw_frame"), (thumbnails, "representative_frame"),
+                   (media_io.Uploader, "wait"), (media_io, "record_assets"))
+        with phase_times(targets, parts):
+            o0 = own_cpu()
+            step.run({"video_id": str(video["id"]), "key": key})
+            cpu["python_in_step"].append(round(own_cpu() - o0, 1))
+
+    ways = {"single": single, "per_rendition": per_rendition, "step": in_step}
+    for order in (("single", "per_rendition", "step"), ("step", "per_rendition", "single")):
+        for name in order:
+            c0, t = child_cpu(), time.perf_counter()
+            ways[name]()
+            walls[name].append(time.perf_counter() - t)
+            cpu[name].append(round(child_cpu() - c0, 1))
+            log(f"  {name}: {walls[name][-1]:.1f} s (FFmpeg CPU {cpu[name][-1]} s,"
+                f" load {os.getloadavg()[0]:.1f})")
+    results["ffmpeg_single_s"] = r(median(walls["single"]))
+    results["ffmpeg_per_rendition_s"] = r(median(walls["per_rendition"]))
+    results["transcode_step_s"] = r(median(walls["step"]))
+    notes["transcode_parts"] = {k: round(v / len(walls["step"]), 2) for k, v in parts.items()}
+    rounded = {k: [round(x, 1) for x in v] for k, v in walls.items()}
+    notes["transcode"] = (f"wall s {rounded}; CPU s {cpu};"
+                          f" load average at end {os.getloadavg()[0]:.1f}")
+
+
+def child_cpu() -> float:
+    """CPU seconds of finished child processes (FFmpeg)."""
+    tm = os.times()
+    return tm.children_user + tm.children_system
+
+
+def own_cpu() -> float:
+    """CPU seconds of this Python process (all threads: emulator, handlers, uploads)."""
+    tm = os.times()
+    return tm.user + tm.system
+
+
+@contextlib.contextmanager
+def phase_times(targets, parts: dict[str, float]):
+    """Add the wall time spent in each (module or class, function name) to parts (diagnostic:
+    wraps, never changes, what a step calls)."""
     originals = []
+    for owner, name in targets:
+        fn = getattr(owner, name)
+        originals.append((owner, name, fn))
 
-    def timed(mod, name):
-        fn = getattr(mod, name)
-        originals.append((mod, name, fn))
-
-        def wrapper(*a, **kw):
+        def wrapper(*a, _fn=fn, _name=name, **kw):
             t0 = time.perf_counter()
             try:
-                return fn(*a, **kw)
+                return _fn(*a, **kw)
             finally:
-                parts[name] = parts.get(name, 0.0) + time.perf_counter() - t0
-        setattr(mod, name, wrapper)
-
-    for mod, name in ((media_io, "download"), (probe, "probe"), (hls, "transcode_hls"),
-                      (thumbnails, "representative_frame"), (media_io, "upload_tree"),
-                      (media_io, "upload_file"), (media_io, "record_assets")):
-        timed(mod, name)
+                parts[_name] = parts.get(_name, 0.0) + time.perf_counter() - t0
+        setattr(owner, name, wrapper)
     try:
-        c0, o0, t = child_cpu(), own_cpu(), time.perf_counter()
-        out = step.run({"video_id": str(video["id"]), "key": key})
-        results["transcode_step_s"] = r(time.perf_counter() - t)
-        cpu["transcode_step"] = round(child_cpu() - c0, 1)
-        cpu["python_during_step"] = round(own_cpu() - o0, 1)
+        yield parts
     finally:
-        for mod, name, fn in originals:
-            setattr(mod, name, fn)
-    notes["transcode_parts"] = {k: round(v, 2) for k, v in parts.items()}
-    log(f"  transcode step: {results['transcode_step_s']} s -> {out['hls']['renditions']}")
-    notes["transcode"] = (f"one run each (median of 1); ffmpeg CPU seconds {cpu};"
-                          f" load average at end {os.getloadavg()[0]:.1f}")
+        for owner, name, fn in originals:
+            setattr(owner, name, fn)
 
 
 # ---------------------------------------------------------------- report
@@ -624,7 +718,7 @@ def table() -> str:
     return "\n".join(lines)
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     import shutil as _sh
     from infra.local.stack import Stack, test_config
 
@@ -632,6 +726,7 @@ def main() -> int:
     logging.basicConfig(level=logging.WARNING)
     for noisy in ("werkzeug", "botocore", "moto", "urllib3"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    only = parse_args(sys.argv[1:] if argv is None else argv)
     started = time.perf_counter()
     machine_info()
     save()
@@ -643,21 +738,32 @@ def main() -> int:
         log("stack up")
         versions()
         save()
-        bench_imports(stack)
+        if "imports" in only:
+            bench_imports(stack)
 
         from chalice.test import Client
 
         import app as app_module
         with Client(app_module.app, stage_name="local") as client:
-            bench_api(stack, client)
-            bench_embed()
-            log("seeding 10,000 clips ...")
-            data = seed_10k()
-            bench_search(data)
-            bench_dedup(data)
-            bench_transcribe(work)
-            bench_e2e(stack, client, work)
-        bench_transcode(work)
+            if "api" in only:
+                bench_api(stack, client)
+            if "embed" in only:
+                bench_embed()
+            if only & {"search", "dedup"}:
+                log("seeding 10,000 clips ...")
+                data = seed_10k()
+                if "search" in only:
+                    bench_search(data)
+                if "dedup" in only:
+                    bench_dedup(data)
+            if "transcribe" in only:
+                bench_transcribe(work)
+            if "e2e" in only:
+                bench_e2e(stack, client, work)
+        if "transcode" in only:
+            bench_transcode(work)
+        if "hash_stream" in only:
+            bench_hash_stream()
     finally:
         log("stopping the stack ...")
         try:
@@ -674,7 +780,7 @@ def main() -> int:
         print(f"note {k}: {v}")
     for k, v in errors.items():
         print(f"ERROR {k}: {v}")
-    print(f"\nwrote {RESULTS.relative_to(ROOT)}; total {total:.0f} s")
+    print(f"\nwrote {RESULTS}; total {total:.0f} s")
     return 1 if errors else 0
 
 

@@ -4,6 +4,9 @@ Membership is strict: platform admins (chalicelib.auth.users.is_platform_admin)
 do NOT bypass it, so a stream's clips are only ever seen by its members.
 Unknown or ill-formed ids are 404; existing streams the caller is not a member
 of are 403, so guessing ids from another stream never reaches its data.
+A video hidden by moderation (`hidden_at`) is 404 for every member but the
+stream's admins, who decide about it; every route that reads a video through
+require_video_access (details, playback, files, social, relations) follows.
 """
 from __future__ import annotations
 
@@ -64,6 +67,11 @@ def require_stream_role(user: dict, stream_id: Any, minimum: str = "viewer") -> 
 
 def require_video_access(user: dict, video_id: Any, minimum: str = "viewer") -> dict:
     """The video row if the caller's role in its stream reaches minimum; 404 / 403 otherwise."""
+    return video_and_role(user, video_id, minimum)[0]
+
+
+def video_and_role(user: dict, video_id: Any, minimum: str = "viewer") -> tuple[dict, str]:
+    """require_video_access, plus the caller's role in the video's stream (one query)."""
     if minimum not in ROLE_RANK:
         raise ValueError(f"unknown role {minimum!r}")
     vid = canonical_id(video_id)
@@ -75,8 +83,10 @@ def require_video_access(user: dict, video_id: Any, minimum: str = "viewer") -> 
         (user["id"], vid))
     if row is None:
         raise NotFoundError("Video not found")
-    check_role(row.pop("member_role"), minimum)
-    return row
+    role = check_role(row.pop("member_role"), minimum)
+    if row.get("hidden_at") is not None and role != "admin":
+        raise NotFoundError("Video not found")
+    return row, role
 
 
 def lock_stream_role(cur: Any, user: dict, stream_id: Any, minimum: str = "viewer") -> str:

@@ -7,12 +7,25 @@ product settings. In AWS the values come from the function's environment
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 MAX_UPLOAD_BYTES = 2 * 1024**3
 MAX_UPLOAD_LABEL = "2GB"
 ALLOWED_EXTENSIONS = ("mp4", "avi", "mov")
+
+# Requests per window (seconds) per caller and route group (chalicelib.ratelimit).
+# RATE_LIMITS overrides some or all: "read=600/60,auth=30/60"; a limit of 0 turns a group off.
+DEFAULT_RATE_LIMITS: dict[str, tuple[int, int]] = {
+    "auth": (30, 60),       # sign-in and refresh, per client address
+    "read": (600, 60),      # every other GET
+    "write": (120, 60),     # every other POST, PUT, DELETE
+    "upload": (30, 60),     # new uploads and new upload URLs
+    "search": (300, 60),    # search and type-ahead suggestions
+    "views": (240, 60),     # players' view and watch-progress reports
+    "report": (20, 3600),   # content reports
+    "playback": (1200, 60),  # HLS playlists (players fetch one per rendition switch)
+}
 
 
 def _list(value: str | None) -> tuple[str, ...]:
@@ -24,6 +37,11 @@ class Settings:
     stage: str = "local"
     app_name: str = "clipstream"
     database_url: str = ""
+    # In AWS: an RDS-format Secrets Manager secret (username, password, host, port,
+    # dbname) read at cold start, and libpq parameters without credentials that
+    # override its host/port/dbname (the RDS Proxy endpoint). DATABASE_URL wins.
+    database_secret_arn: str | None = None
+    database_params: str = ""
     bucket: str = "clipstream"
     region: str = "us-east-1"
     aws_endpoint_url: str | None = None
@@ -32,6 +50,9 @@ class Settings:
     # endpoint the Lambdas use is not reachable from outside (docker networks).
     s3_public_endpoint_url: str | None = None
     state_machine_arn: str | None = None
+    clips_state_machine_arn: str | None = None    # highlights: moments and clip extraction
+    # The FFmpeg function whose readiness /health reports where FFmpeg is not installed (API functions).
+    transcode_function_name: str | None = None
     google_client_ids: tuple[str, ...] = ()
     google_certs_url: str = "https://www.googleapis.com/oauth2/v1/certs"
     google_issuers: tuple[str, ...] = ("accounts.google.com", "https://accounts.google.com")
@@ -43,6 +64,7 @@ class Settings:
     minio_webhook_secret: str = ""
     public_base_url: str = "http://127.0.0.1:8000"
     presign_ttl_s: int = 900
+    rate_limits: dict[str, tuple[int, int]] = field(default_factory=lambda: dict(DEFAULT_RATE_LIMITS))
 
 
 @lru_cache(maxsize=1)
@@ -53,12 +75,16 @@ def get_settings() -> Settings:
         stage=env.get("STAGE", "local"),
         app_name=env.get("APP_NAME", "clipstream"),
         database_url=env.get("DATABASE_URL", ""),
+        database_secret_arn=env.get("DATABASE_SECRET_ARN") or None,
+        database_params=env.get("DATABASE_PARAMS", ""),
         bucket=env.get("BUCKET_NAME", "clipstream"),
         region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1",
         aws_endpoint_url=env.get("AWS_ENDPOINT_URL") or None,
         s3_endpoint_url=env.get("S3_ENDPOINT_URL") or env.get("AWS_ENDPOINT_URL") or None,
         s3_public_endpoint_url=env.get("S3_PUBLIC_ENDPOINT_URL") or None,
         state_machine_arn=env.get("STATE_MACHINE_ARN") or None,
+        clips_state_machine_arn=env.get("CLIPS_STATE_MACHINE_ARN") or None,
+        transcode_function_name=env.get("TRANSCODE_FUNCTION_NAME") or None,
         google_client_ids=_list(env.get("GOOGLE_CLIENT_IDS")),
         google_certs_url=env.get("GOOGLE_CERTS_URL", Settings.google_certs_url),
         jwt_secret=env.get("JWT_SECRET", ""),
@@ -69,7 +95,28 @@ def get_settings() -> Settings:
         minio_webhook_secret=env.get("MINIO_WEBHOOK_SECRET", ""),
         public_base_url=env.get("PUBLIC_BASE_URL", "http://127.0.0.1:8000").rstrip("/"),
         presign_ttl_s=int(env.get("PRESIGN_TTL_SECONDS", "900")),
+        rate_limits=parse_rate_limits(env.get("RATE_LIMITS")),
     )
+
+
+def parse_rate_limits(value: str | None) -> dict[str, tuple[int, int]]:
+    """DEFAULT_RATE_LIMITS with the groups named in "group=limit/seconds,..." replaced.
+
+    A malformed value stops the process at start rather than silently
+    leaving an API without limits.
+    """
+    limits = dict(DEFAULT_RATE_LIMITS)
+    for item in _list(value):
+        group, _, spec = item.partition("=")
+        count, _, window = spec.partition("/")
+        try:
+            limit, seconds = int(count), int(window or 60)
+        except ValueError:
+            raise ValueError(f"RATE_LIMITS: {item!r} is not group=limit/seconds") from None
+        if group.strip() not in DEFAULT_RATE_LIMITS or limit < 0 or seconds < 1:
+            raise ValueError(f"RATE_LIMITS: {item!r} needs a known group, a limit of 0 or more and a window of 1 s or more")
+        limits[group.strip()] = (limit, seconds)
+    return limits
 
 
 def reset_settings() -> None:

@@ -44,6 +44,11 @@ def master_playlist_key(video_id: str) -> str:
     return f"{processed_prefix(video_id)}master.m3u8"
 
 
+def mp4_fallback_key(video_id: str, quality: str) -> str:
+    """One rendition as a single fragmented MP4 (init + segments), for players without HLS."""
+    return f"{processed_prefix(video_id)}{quality}.mp4"
+
+
 def thumbnail_key(video_id: str, variant: str | None = None) -> str:
     suffix = f"_{variant}" if variant else ""
     return f"{THUMBNAIL_PREFIX}{video_id}{suffix}.jpg"
@@ -59,6 +64,11 @@ def embedding_key(video_id: str) -> str:
 
 def clip_prefix(video_id: str) -> str:
     return f"{CLIP_PREFIX}{video_id}/"
+
+
+def clip_key(video_id: str, moment_id: str) -> str:
+    """A highlight moment cut as its own MP4."""
+    return f"{clip_prefix(video_id)}{moment_id}.mp4"
 
 
 def video_prefixes(video_id: str) -> list[str]:

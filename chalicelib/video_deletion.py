@@ -26,6 +26,7 @@ def delete_video(video_id: str) -> None:
                (video_id,))
     try:
         stop_executions(video_id)
+        stop_clip_extraction(video_id)
         delete_objects(video_id)
     except (BotoCoreError, ClientError) as exc:
         logger.warning("video deletion interrupted; a repeated DELETE resumes it",
@@ -63,6 +64,21 @@ def stop_executions(video_id: str) -> int:
         db.execute("UPDATE pipeline_executions SET status = 'aborted', finished_at = now()"
                    " WHERE execution_name = %s", (row["execution_name"],))
     return len(rows)
+
+
+def stop_clip_extraction(video_id: str) -> bool:
+    """Stop the video's running highlight run (clips/ objects go with the other prefixes)."""
+    from chalicelib.pipeline.start import sfn_client
+
+    row = db.fetch_one("SELECT execution_arn FROM moment_runs WHERE video_id = %s AND status IN"
+                       " ('queued', 'analysing', 'extracting')", (video_id,))
+    if not row or not row["execution_arn"]:
+        return False
+    try:
+        sfn_client().stop_execution(executionArn=row["execution_arn"], cause="video deleted")
+    except sfn_client().exceptions.ExecutionDoesNotExist:
+        pass
+    return True
 
 
 def delete_objects(video_id: str) -> int:

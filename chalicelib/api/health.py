@@ -1,15 +1,19 @@
-"""GET / and GET /health: every part checked for real."""
+"""GET / and GET /health: every part checked for real (FFmpeg, or in AWS the function that runs it)."""
 from __future__ import annotations
 
 import logging
 import shutil
 import subprocess
+import threading
 import time
 from functools import lru_cache
+from typing import Any
 
 import psycopg2
+from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib import db, storage
+from chalicelib.config import get_settings
 
 logger = logging.getLogger(__name__)
 
@@ -52,16 +56,64 @@ def _ffmpeg_path() -> str | None:
         return shutil.which("ffmpeg")
 
 
-@lru_cache(maxsize=1)
 def _ffmpeg_ok() -> bool:
+    """FFmpeg runs here (local stack, media image), or else the function that runs it is ready.
+
+    API functions in AWS carry no FFmpeg (it would not fit a zip function):
+    there the honest answer is whether the transcode function can take work.
+    """
     exe = _ffmpeg_path()
-    if not exe:
-        return False
+    if exe:
+        return _ffmpeg_runs(exe)
+    name = get_settings().transcode_function_name
+    return bool(name) and _transcode_function_ready(name)
+
+
+@lru_cache(maxsize=1)
+def _ffmpeg_runs(exe: str) -> bool:
     try:
         return subprocess.run([exe, "-hide_banner", "-version"], capture_output=True,
                               timeout=10).returncode == 0
     except (OSError, subprocess.TimeoutExpired):
         return False
+
+
+# Load balancers and monitors call /health often: ask Lambda at most this often per container.
+_FUNCTION_CHECK_TTL_S = 30.0
+_function_checks: dict[str, tuple[float, bool]] = {}
+_function_checks_lock = threading.Lock()
+
+
+def _transcode_function_ready(name: str) -> bool:
+    """Lambda's GetFunctionConfiguration says Active and Successful (cached briefly)."""
+    now = time.monotonic()
+    with _function_checks_lock:
+        checked = _function_checks.get(name)
+    if checked and now - checked[0] < _FUNCTION_CHECK_TTL_S:
+        return checked[1]
+    try:
+        ok = function_ready(_lambda().get_function_configuration(FunctionName=name))
+    except (BotoCoreError, ClientError):
+        logger.warning("health: cannot read the configuration of %s", name, exc_info=True)
+        ok = False
+    with _function_checks_lock:
+        _function_checks[name] = (now, ok)
+    return ok
+
+
+def function_ready(config: dict) -> bool:
+    """A function takes invocations once created (State Active) and its last update succeeded."""
+    return config.get("State") == "Active" and config.get("LastUpdateStatus") == "Successful"
+
+
+@lru_cache(maxsize=1)
+def _lambda() -> Any:
+    import boto3
+    from botocore.config import Config
+
+    s = get_settings()
+    return boto3.client("lambda", region_name=s.region, endpoint_url=s.aws_endpoint_url,
+                        config=Config(connect_timeout=2, read_timeout=3, retries={"max_attempts": 2}))
 
 
 def check() -> tuple[int, dict]:

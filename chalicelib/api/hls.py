@@ -7,13 +7,23 @@ rewrites the stored playlists so variant URIs point back at the API with the
 same token and segment URIs are presigned S3 GETs that expire with it.
 Chosen over signed cookies or a public bucket because it works with every
 player (hls.js, Safari, FFmpeg, ExoPlayer) and needs no CDN.
+
+Caching: playlists are `private, max-age=30` (they carry the token and
+fresh signatures; a player re-reads them, a shared cache never keeps them);
+segments and MP4 fallbacks are stored with `private, max-age=31536000,
+immutable` (their bytes never change under a key), which S3 sends back on
+every presigned GET. CORS: the API routes answer `*` (the token, not the
+origin, is the credential) and the bucket's CORS rules allow GET from any
+origin, so hls.js on any site can fetch segments.
+
+`GET /api/videos/{id}/stream/{quality}` is the MP4 fallback for players
+without HLS (a plain <video src>): a 302 to a presigned GET of the
+rendition's MP4, which the Finalize step stores (see pipeline/finalize.py).
 """
 from __future__ import annotations
 
 import re
 import time
-
-import jwt
 
 from chalicelib import access, storage
 from chalicelib.auth import tokens
@@ -34,21 +44,16 @@ PLAYLIST_HEADERS = {
 def playback_token(user_id: str, video_id: str, ttl_s: int = PLAYBACK_TTL_S) -> str:
     """A token allowing this viewer to play this video until it expires."""
     now = int(time.time())
-    return jwt.encode({"sub": str(user_id), "vid": str(video_id), "typ": "playback",
-                       "iss": tokens.ISSUER, "iat": now, "exp": now + ttl_s},
-                      tokens.signing_key(), algorithm=tokens.ALGORITHMS[0])
+    return tokens.sign({"sub": str(user_id), "vid": str(video_id), "typ": "playback",
+                        "iss": tokens.ISSUER, "iat": now, "exp": now + ttl_s})
 
 
 def _check_token(token: str | None, video_id: str) -> dict:
     invalid = AuthenticationError("Invalid or expired token")
     if not token:
         raise invalid
-    try:
-        claims = jwt.decode(token, tokens.signing_key(), algorithms=tokens.ALGORITHMS,
-                            issuer=tokens.ISSUER, options={"require": ["exp", "iat", "sub", "vid"]})
-    except jwt.PyJWTError:
-        raise invalid from None
-    if claims.get("typ") != "playback" or claims.get("vid") != video_id:
+    claims = tokens.verify(token, typ="playback", require=("exp", "iat", "sub", "vid"), leeway=0)
+    if claims.get("vid") != video_id:
         raise invalid
     return claims
 
@@ -74,6 +79,10 @@ def _authorize(user: dict | None, video_id: str, token: str | None) -> dict:
     else:
         claims = _check_token(token, video_id)
         video = access.require_video_access({"id": claims["sub"]}, video_id)
+    if video["status"] == "failed":
+        raise NotFoundError("Stream not found", failure_reason=video["failure_reason"])
+    if video["processing_index"] == -1:
+        raise NotFoundError("Stream not found", duplicate_of=str(video["duplicate_of"]))
     if video["processing_index"] != 0:
         raise NotReadyError("Video still processing", processing_index=video["processing_index"])
     return video
@@ -108,3 +117,15 @@ def media_playlist(user: dict | None, video_id: str, quality: str, token: str | 
             line = storage.presigned_get(prefix + line, ttl)
         lines.append(line)
     return "\n".join(lines) + "\n"
+
+
+def mp4_url(user: dict | None, video_id: str, quality: str, token: str | None) -> str:
+    """A presigned GET of the rendition's MP4 fallback, valid as long as a playback token."""
+    if quality not in QUALITIES:
+        raise NotFoundError("Stream not found", details=[f"quality must be one of {', '.join(QUALITIES)}"])
+    _authorize(user, video_id, token)
+    key = storage.mp4_fallback_key(video_id, quality)
+    if storage.head(key) is None:
+        raise NotFoundError("Stream not found", details=[f"no {quality} rendition for this video"])
+    # A <video> element keeps issuing Range requests against the same URL while it plays.
+    return storage.presigned_get(key, PLAYBACK_TTL_S + 300)

@@ -66,6 +66,8 @@ def json_body(request: Any, *, required: bool = True) -> dict[str, Any]:
         body = json.loads(raw)
     except (ValueError, UnicodeDecodeError):
         raise ValidationError("Invalid request body", details=["body is not valid JSON"]) from None
+    except RecursionError:  # thousands of nested brackets exhaust the parser's stack
+        raise ValidationError("Invalid request body", details=["body is nested too deeply"]) from None
     if not isinstance(body, dict):
         raise ValidationError("Invalid request body", details=["body must be a JSON object"])
     _check_storable(body)

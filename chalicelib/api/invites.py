@@ -14,9 +14,10 @@ import secrets
 from typing import Any
 
 from chalicelib import access, db
+from chalicelib.api import moderation
 from chalicelib.api.http import parse_uuid
 from chalicelib.auth.tokens import iso
-from chalicelib.errors import ConflictError, NotFoundError, ValidationError
+from chalicelib.errors import ConflictError, ForbiddenError, NotFoundError, ValidationError
 
 INVITE_ROLES = ("creator", "viewer")
 DEFAULT_EXPIRY = dt.timedelta(days=7)
@@ -132,7 +133,7 @@ def public_invite(code: str) -> dict:
 def join(user: dict, code: str) -> dict:
     """Join the invite's stream with its role.
 
-    404 unknown or revoked code, 400 expired, 409 already a member, 400 used up.
+    404 unknown or revoked code, 400 expired, 403 banned, 409 already a member, 400 used up.
     The use is counted by a conditional UPDATE in the same transaction as the
     membership INSERT, so concurrent joins never pass usage_limit and a join
     that ends in 409 consumes nothing.
@@ -146,6 +147,11 @@ def join(user: dict, code: str) -> dict:
             raise NotFoundError("Invalid invite code")
         if invite["expired"]:
             raise ValidationError("Invite expired")
+        # A ban locks the stream row FOR UPDATE: this lock orders the two, so the
+        # check below sees any ban committed before this join could add the member.
+        cur.execute("SELECT 1 FROM streams WHERE id = %s FOR KEY SHARE", (invite["stream_id"],))
+        if moderation.is_banned(cur, invite["stream_id"], user["id"]):
+            raise ForbiddenError("You are banned from this stream")
         cur.execute("SELECT 1 FROM stream_members WHERE stream_id = %s AND user_id = %s",
                     (invite["stream_id"], user["id"]))
         if cur.fetchone():

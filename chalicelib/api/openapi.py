@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from chalicelib import ratelimit
+
 TITLE = "Clipstream API"
 VERSION = "1.0.0"
 
@@ -19,7 +21,10 @@ PUBLIC = {("GET", "/"), ("GET", "/health"), ("POST", "/auth/verify"), ("POST", "
           ("GET", "/openapi.json"),
           # Players cannot send headers: a playback token in the query (or a bearer) authorizes.
           ("GET", "/api/videos/{video_id}/hls/master.m3u8"),
-          ("GET", "/api/videos/{video_id}/hls/{quality}/playlist.m3u8")}
+          ("GET", "/api/videos/{video_id}/hls/{quality}/playlist.m3u8"),
+          ("GET", "/api/videos/{video_id}/stream/{quality}"),
+          # The console page holds no data; its JSON endpoints want an admin token.
+          ("GET", "/console")}
 WEBHOOK = {("POST", "/webhooks/minio/upload-complete")}
 
 _PARAM = re.compile(r"{([^}]+)}")
@@ -114,7 +119,11 @@ SCHEMAS: dict[str, dict] = {
     "VideoUpdate": _obj({"title": {"type": "string", "minLength": 1, "maxLength": 200},
                          "description": {"type": "string", "maxLength": 5000},
                          "tags": {"type": "array", "maxItems": 20,
-                                  "items": {"type": "string", "minLength": 1, "maxLength": 40}}},
+                                  "items": {"type": "string", "minLength": 1, "maxLength": 40}},
+                         "category": _nullable({"type": "string", "maxLength": 50}),
+                         "featured": _BOOL,
+                         "vector_clock": {"type": "object", "additionalProperties": _INT},
+                         "version": {"type": "integer", "minimum": 1}},
                         extra=False),
     "StreamUrls": _obj({"hls_url": _S, "dash_url": _nullable(_S), "bitrates": _arr(_INT)},
                        ("hls_url", "bitrates")),
@@ -141,6 +150,76 @@ SCHEMAS: dict[str, dict] = {
                               "history": _arr({"type": "object"})}),
     "RetryRequest": _obj({"video_id": _UUID, "video_ids": _arr(_UUID)}),
     "Health": _obj({"status": _S, "database": _S, "storage": _S, "issues": _arr(_S)}),
+    # moments, clips and sync
+    "Moment": _obj({"id": _UUID, "video_id": _UUID, "start_time": _NUM, "end_time": _NUM,
+                    "duration": _NUM, "title": _S, "score": _NUM, "reason": _S, "refined": _BOOL,
+                    "features": {"type": "object"}, "clip_status": _S, "clip_url": _nullable(_S)},
+                   ("id", "start_time", "end_time", "title", "score", "reason")),
+    "MomentList": _obj({"video_id": _UUID, "status": _S, "moments": _arr(_ref("Moment"))},
+                       ("video_id", "moments")),
+    "MomentsStarted": _obj({"video_id": _UUID, "status": _S, "execution": _S, "status_url": _S},
+                           ("video_id", "status")),
+    "RefineRequest": _obj({"start_time": {"type": "number", "minimum": 0},
+                           "end_time": {"type": "number", "minimum": 0}}, extra=False),
+    "Refined": _obj({"moment": _ref("Moment"), "adjustments": _arr(_S), "previous": {"type": "object"},
+                     "status": _S}, ("moment", "adjustments")),
+    "ClipExtractionStatus": _obj({"video_id": _UUID, "status": _S, "error": _nullable(_S),
+                                  "total": _INT, "pending": _INT, "extracting": _INT, "ready": _INT,
+                                  "failed": _INT, "clips": _arr({"type": "object"})},
+                                 ("video_id", "status", "total", "clips")),
+    "SyncOperation": _obj({"id": {"type": "string", "minLength": 1, "maxLength": 100},
+                           "type": {"type": "string", "enum": ["update_title", "update_description",
+                                                               "update_category", "update_featured",
+                                                               "add_tag", "remove_tag", "set_tags"]},
+                           "value": {}, "tag": _S, "tags": _arr(_S)}, ("type",)),
+    "SyncRequest": _obj({"video_id": _UUID,
+                         "client_vector_clock": {"type": "object", "additionalProperties": _INT},
+                         "client_version": {"type": "integer", "minimum": 1},
+                         "device_id": {"type": "string", "pattern": "^[A-Za-z0-9_.-]{1,64}$"},
+                         "operations": {"type": "array", "maxItems": 100, "items": _ref("SyncOperation")}},
+                        ("video_id",), extra=False),
+    "SyncResult": _obj({"video_id": _UUID, "actor": _S, "sync_type": _S, "action": _S, "applied": _INT,
+                        "duplicates": _INT, "conflicts_resolved": _INT, "merged_video": _ref("Video"),
+                        "server_vector_clock": {"type": "object"}, "server_version": _INT},
+                       ("sync_type", "action", "merged_video", "conflicts_resolved",
+                        "server_vector_clock", "server_version")),
+    "SyncLog": _obj({"video_id": _UUID, "since": _nullable(_TIME), "operations": _arr({"type": "object"}),
+                     "has_more": _BOOL, "server_vector_clock": {"type": "object"}, "server_version": _INT},
+                    ("operations", "server_vector_clock", "server_version")),
+    # analytics, moderation and rate limits
+    "ViewReport": _obj({"watch_seconds": {"type": "number", "minimum": 0, "maximum": 86400}}, extra=False),
+    "ViewRecorded": _obj({"video_id": _UUID, "counted": _BOOL, "watch_seconds": _NUM,
+                          "window_start": _TIME}, ("video_id", "counted", "watch_seconds")),
+    "AnalyticsDay": _obj({"date": {"type": "string", "format": "date"}, "views": _INT,
+                          "unique_viewers": _INT, "watch_seconds": _NUM}),
+    "VideoAnalytics": _obj({"video_id": _UUID, "days": _INT, "views": _INT, "unique_viewers": _INT,
+                            "watch_seconds": _NUM, "average_watch_seconds": _NUM,
+                            "average_completion": _nullable(_NUM), "duration": _nullable(_NUM),
+                            "by_day": _arr({"$ref": "#/components/schemas/AnalyticsDay"})},
+                           ("views", "unique_viewers", "watch_seconds", "by_day")),
+    "ReportRequest": _obj({"reason": {"type": "string", "enum": ["spam", "harassment", "hate", "violence",
+                                                                 "sexual", "copyright", "cheating", "other"]},
+                           "details": {"type": "string", "maxLength": 1000}}, ("reason",), extra=False),
+    "Report": _obj({"id": _UUID, "video_id": _UUID, "stream_id": _UUID, "video_title": _S,
+                    "video_hidden": _BOOL, "reporter_id": _UUID, "reason": _S, "details": _S,
+                    "status": {"type": "string", "enum": ["pending", "resolved", "dismissed"]},
+                    "created_at": _TIME, "resolved_at": _nullable(_TIME), "resolved_by": _nullable(_UUID),
+                    "resolution": _nullable(_S), "note": _S}, ("id", "video_id", "reason", "status")),
+    "ReportList": _obj({"reports": _arr({"$ref": "#/components/schemas/Report"}), "status": _S,
+                        "page": _INT, "limit": _INT, "total": _INT}, ("reports",)),
+    "ResolveRequest": _obj({"note": {"type": "string", "maxLength": 1000}, "hide_video": _BOOL}, extra=False),
+    "DismissRequest": _obj({"note": {"type": "string", "maxLength": 1000}}, extra=False),
+    "HideRequest": _obj({"reason": {"type": "string", "maxLength": 1000}}, extra=False),
+    "Visibility": _obj({"video_id": _UUID, "hidden": _BOOL, "hidden_at": _nullable(_TIME),
+                        "hidden_by": _nullable(_UUID), "reason": _nullable(_S)}, ("video_id", "hidden")),
+    "BanRequest": _obj({"user_id": _UUID, "reason": {"type": "string", "maxLength": 1000}}, ("user_id",),
+                       extra=False),
+    "Ban": _obj({"stream_id": _UUID, "user_id": _UUID, "reason": _S, "banned_by": _nullable(_UUID),
+                 "created_at": _TIME}, ("stream_id", "user_id")),
+    "AuditList": _obj({"entries": _arr(_obj({
+        "id": _INT, "at": _TIME, "actor": _obj({"id": _nullable(_UUID), "email": _S}), "action": _S,
+        "target": _obj({"type": _S, "id": _S}), "stream_id": _nullable(_UUID), "details": {"type": "object"}})),
+        "page": _INT, "limit": _INT, "total": _INT}, ("entries",)),
 }
 
 
@@ -161,6 +240,14 @@ _TOKEN = {"name": "token", "in": "query", "schema": {"type": "string"},
 _PAGED = [{"name": "page", "in": "query", "schema": {"type": "integer", "minimum": 1}},
           {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1,
                                                       "maximum": 100}}]
+_DAYS = {"name": "days", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 365}}
+_REPORT_FILTERS = [{"name": "status", "in": "query",
+                    "schema": {"type": "string", "enum": ["pending", "resolved", "dismissed", "all"]}},
+                   {"name": "video_id", "in": "query", "schema": _UUID},
+                   {"name": "reason", "in": "query", "schema": {"type": "string", "maxLength": 100}}]
+_AUDIT_FILTERS = [{"name": "action", "in": "query", "schema": {"type": "string", "maxLength": 100}},
+                  {"name": "actor_id", "in": "query", "schema": _UUID},
+                  {"name": "target_id", "in": "query", "schema": {"type": "string", "maxLength": 100}}]
 
 # (method, path) → summary, request body schema, success status and response.
 OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
@@ -229,6 +316,20 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
     ("GET", "/api/videos/{video_id}/hls/{quality}/playlist.m3u8"): {
         "summary": "HLS media playlist with presigned segment URLs",
         "query": [_TOKEN], "ok": ("200", _PLAYLIST)},
+    ("GET", "/api/videos/{video_id}/stream/{quality}"): {
+        "summary": "MP4 fallback of one rendition: redirect to a presigned URL (bearer or playback token)",
+        "query": [_TOKEN], "ok": ("302", _REDIRECT)},
+    ("GET", "/metrics"): {
+        "summary": "Pipeline metrics in Prometheus text format (platform admins)",
+        "ok": ("200", {"description": "Prometheus text exposition 0.0.4",
+                       "content": {"text/plain": {"schema": {"type": "string"}}}})},
+    ("GET", "/console"): {
+        "summary": "Operators' console page (its data needs a platform admin's token)",
+        "ok": ("200", {"description": "The console", "content": {"text/html": {"schema": {"type": "string"}}}})},
+    ("GET", "/console/api/executions"): {
+        "summary": "Recent pipeline executions with states, timings and errors (platform admins)",
+        "query": [{"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 50}}]},
+    ("GET", "/console/api/graph"): {"summary": "The pipeline state machine as a graph (platform admins)"},
     ("GET", "/videos/{video_id}/similar"): {"summary": "Similar clips (complete videos)"},
     ("GET", "/videos/{video_id}/trimmed"): {"summary": "Trimmed clips with timeline data"},
     ("GET", "/videos/{video_id}/pov"): {"summary": "Other points of view of the same moment"},
@@ -263,6 +364,67 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
                                           "body": _ref("RetryRequest")},
     ("GET", "/admin/duplicates"): {"summary": "Flagged duplicates (platform admins)",
                                    "query": _PAGED},
+    # analytics, moderation and rate limits
+    ("POST", "/videos/{video_id}/views"): {
+        "summary": "Record a view (once per viewer per 30 min) and watch time since the last report",
+        "body": _ref("ViewReport"), "optional_body": True, "ok": ("200", _json(_ref("ViewRecorded")))},
+    ("GET", "/videos/{video_id}/analytics"): {"summary": "Views, viewers, watch time (uploader, stream admins)",
+                                              "query": [_DAYS], "ok": ("200", _json(_ref("VideoAnalytics")))},
+    ("GET", "/streams/{stream_id}/analytics"): {"summary": "Stream totals, top videos, per day (creators, admins)",
+                                                "query": [_DAYS]},
+    ("GET", "/users/me/analytics"): {"summary": "The caller's uploads and watching", "query": [_DAYS]},
+    ("POST", "/videos/{video_id}/report"): {"summary": "Report a video (one open report per member)",
+                                            "body": _ref("ReportRequest"),
+                                            "ok": ("201", _json(_ref("Report"), "Created"))},
+    ("GET", "/admin/reports"): {"summary": "Moderation queue (platform admins)",
+                                "query": [*_REPORT_FILTERS, {"name": "stream_id", "in": "query", "schema": _UUID},
+                                          *_PAGED], "ok": ("200", _json(_ref("ReportList")))},
+    ("GET", "/streams/{stream_id}/reports"): {"summary": "The stream's moderation queue (stream admins)",
+                                              "query": [*_REPORT_FILTERS, *_PAGED],
+                                              "ok": ("200", _json(_ref("ReportList")))},
+    ("POST", "/admin/reports/{report_id}/resolve"): {
+        "summary": "Resolve a report, optionally hiding the video (moderators)", "body": _ref("ResolveRequest"),
+        "optional_body": True, "ok": ("200", _json(_ref("Report")))},
+    ("POST", "/admin/reports/{report_id}/dismiss"): {"summary": "Dismiss a report (moderators)",
+                                                     "body": _ref("DismissRequest"), "optional_body": True,
+                                                     "ok": ("200", _json(_ref("Report")))},
+    ("POST", "/admin/videos/{video_id}/hide"): {"summary": "Hide a video from all but stream admins (moderators)",
+                                                "body": _ref("HideRequest"), "optional_body": True,
+                                                "ok": ("200", _json(_ref("Visibility")))},
+    ("POST", "/admin/videos/{video_id}/unhide"): {"summary": "Show a hidden video again (moderators)",
+                                                  "optional_body": True, "ok": ("200", _json(_ref("Visibility")))},
+    ("GET", "/streams/{stream_id}/bans"): {"summary": "Banned users (moderators)", "query": _PAGED},
+    ("POST", "/streams/{stream_id}/bans"): {"summary": "Ban a user: membership ends, invites refuse them",
+                                            "body": _ref("BanRequest"), "ok": ("201", _json(_ref("Ban"), "Created"))},
+    ("DELETE", "/streams/{stream_id}/bans/{user_id}"): {"summary": "Lift a ban (moderators)",
+                                                        "ok": ("204", _NO_CONTENT)},
+    ("GET", "/admin/audit"): {"summary": "Audit log of admin actions (platform admins)",
+                              "query": [*_AUDIT_FILTERS, {"name": "stream_id", "in": "query", "schema": _UUID},
+                                        *_PAGED], "ok": ("200", _json(_ref("AuditList")))},
+    ("GET", "/streams/{stream_id}/audit"): {"summary": "Audit log of the stream (stream admins)",
+                                            "query": [*_AUDIT_FILTERS, *_PAGED],
+                                            "ok": ("200", _json(_ref("AuditList")))},
+    ("POST", "/videos/{video_id}/generate-moments"): {
+        "summary": "Find highlight moments and cut their clips (uploader or admin); 202, then poll the status",
+        "ok": ("202", _json(_ref("MomentsStarted"), "Accepted"))},
+    ("GET", "/videos/{video_id}/moments"): {"summary": "Highlight moments, in time order",
+                                            "ok": ("200", _json(_ref("MomentList")))},
+    ("POST", "/videos/{video_id}/moments/{moment_id}/refine"): {
+        "summary": "Snap a moment to speech/sound edges and keyframes; its clip is cut again",
+        "body": _ref("RefineRequest"), "optional_body": True, "ok": ("200", _json(_ref("Refined")))},
+    ("GET", "/videos/{video_id}/clip-extraction-status"): {
+        "summary": "Moment generation and clip extraction progress",
+        "ok": ("200", _json(_ref("ClipExtractionStatus")))},
+    ("GET", "/clips/{moment_id}/stream"): {"summary": "Redirect to the moment's clip (MP4)",
+                                           "ok": ("302", _REDIRECT)},
+    ("POST", "/sync"): {"summary": "Merge a device's edits (CRDT: LWW fields, OR-Set tags)",
+                        "body": _ref("SyncRequest"), "ok": ("200", _json(_ref("SyncResult")))},
+    ("GET", "/sync"): {"summary": "Operations after a time, with the server's vector clock",
+                       "query": [{"name": "video_id", "in": "query", "schema": _UUID},
+                                 {"name": "since", "in": "query", "schema": _TIME},
+                                 {"name": "limit", "in": "query",
+                                  "schema": {"type": "integer", "minimum": 1, "maximum": 1000}}],
+                       "ok": ("200", _json(_ref("SyncLog")))},
     ("GET", "/openapi.json"): {"summary": "This document",
                                "ok": ("200", _json({"type": "object"}))},
     ("POST", "/webhooks/minio/upload-complete"): {
@@ -295,7 +457,8 @@ def document(app: Any) -> dict:
 
 _ERRORS = {"BadRequest": "Invalid request (details list every problem)",
            "Unauthorized": "Authentication required", "Forbidden": "Access denied",
-           "NotFound": "Not found", "Gone": "Expired"}
+           "NotFound": "Not found", "Gone": "Expired",
+           "TooManyRequests": "Rate limit reached (Retry-After header and retry_after say when to retry)"}
 
 
 def operation(method: str, path: str, entry: Any) -> dict:
@@ -331,6 +494,8 @@ def operation(method: str, path: str, entry: Any) -> dict:
         responses["404"] = {"$ref": "#/components/responses/NotFound"}
     if spec.get("gone"):
         responses["410"] = {"$ref": "#/components/responses/Gone"}
+    if ratelimit.group_of(method, path):
+        responses["429"] = {"$ref": "#/components/responses/TooManyRequests"}
     op["responses"] = responses
     return op
 

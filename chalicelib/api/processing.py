@@ -5,6 +5,7 @@ import logging
 import uuid
 
 from chalicelib import access, db
+from chalicelib.api.moderation import audit
 from chalicelib.auth.tokens import iso
 from chalicelib.config import get_settings
 from chalicelib.errors import ConflictError, NotFoundError, ValidationError
@@ -113,8 +114,11 @@ def stats() -> dict:
     }
 
 
-def retry(body: dict) -> dict:
-    """Start failed videos again (admin); succeeded stages are not redone."""
+def retry(body: dict, actor: dict | None = None) -> dict:
+    """Start failed videos again (admin); succeeded stages are not redone.
+
+    Each started retry is written to the audit log under actor.
+    """
     ids = body.get("video_ids")
     if ids is None and body.get("video_id") is not None:
         ids = [body.get("video_id")]
@@ -128,6 +132,10 @@ def retry(body: dict) -> dict:
         except ValueError:
             raise NotFoundError("Video not found") from None
         results.append(retry_video(video_id))
+        if actor is not None:
+            with db.transaction() as cur:
+                audit(cur, actor, "processing.retry", "video", video_id,
+                      details={"outcome": results[-1]["outcome"], "execution": results[-1]["execution"]})
     return {"retried": results}
 
 

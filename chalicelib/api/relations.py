@@ -41,7 +41,7 @@ def similar(user: dict, video_id: str, limit: int = 10) -> dict:
         cur.execute(
             "SELECT o.id, o.title, 1 - (e.clip_vector <=> me.clip_vector) AS similarity"
             " FROM video_embeddings me, video_embeddings e JOIN videos o ON o.id = e.video_id"
-            " WHERE me.video_id = %(vid)s AND e.video_id <> %(vid)s AND o.processing_index = 0 AND o.deleted_at IS NULL"
+            " WHERE me.video_id = %(vid)s AND e.video_id <> %(vid)s AND o.processing_index = 0 AND o.deleted_at IS NULL AND o.hidden_at IS NULL"
             "   AND o.stream_id IN (SELECT stream_id FROM stream_members WHERE user_id = %(uid)s)"
             " ORDER BY e.clip_vector <=> me.clip_vector LIMIT %(limit)s",
             {"vid": video_id, "uid": user["id"], "limit": limit})
@@ -57,7 +57,7 @@ def _related(user: dict, video_id: str, kind: str, *, reverse: bool = False) -> 
     return db.fetch_all(
         "SELECT r.offset_s, r.duration_s, r.score, o.id, o.title FROM video_relations r"
         f" JOIN videos o ON o.id = r.{theirs}"
-        f" WHERE r.{mine} = %s AND r.kind = %s AND o.deleted_at IS NULL"
+        f" WHERE r.{mine} = %s AND r.kind = %s AND o.deleted_at IS NULL AND o.hidden_at IS NULL"
         "   AND o.stream_id IN (SELECT stream_id FROM stream_members WHERE user_id = %s)"
         " ORDER BY r.offset_s", (video_id, kind, user["id"]))
 

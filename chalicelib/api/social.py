@@ -29,6 +29,9 @@ def toggle_like(user: dict, video_id: str) -> dict:
     """Like the video if the caller does not yet, unlike it otherwise; the new state."""
     video_id = str(videos.visible_video(user, video_id)["id"])
     with db.transaction() as cur:
+        # Clicks on one video take turns, so each answer counts every like committed before it
+        # (the last of several concurrent likes sees them all).
+        cur.execute("SELECT pg_advisory_xact_lock(hashtext('likes:' || %s))", (video_id,))
         cur.execute("DELETE FROM likes WHERE video_id = %s AND user_id = %s", (video_id, user["id"]))
         liked = cur.rowcount == 0
         if liked:
@@ -77,7 +80,7 @@ def public_share(code: str) -> dict:
     """The shared video's public view for anyone holding an unexpired code."""
     row = db.fetch_one(
         "SELECT s.expires_at, s.expires_at <= now() AS expired, v.* FROM shares s"
-        " JOIN videos v ON v.id = s.video_id WHERE s.code = %s AND v.deleted_at IS NULL",
+        " JOIN videos v ON v.id = s.video_id WHERE s.code = %s AND v.deleted_at IS NULL AND v.hidden_at IS NULL",
         (code,)) if _plausible_code(code) else None
     if row is None:
         raise NotFoundError("Share link not found")

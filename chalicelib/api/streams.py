@@ -33,7 +33,7 @@ def list_streams(user: dict, page: int, limit: int) -> dict:
         cur.execute(
             "SELECT s.id, s.name, s.description, s.created_at, m.role,"
             " (SELECT count(*) FROM stream_members x WHERE x.stream_id = s.id) AS member_count,"
-            " (SELECT count(*) FROM videos v WHERE v.stream_id = s.id AND v.deleted_at IS NULL) AS video_count"
+            " (SELECT count(*) FROM videos v WHERE v.stream_id = s.id AND v.deleted_at IS NULL AND v.hidden_at IS NULL) AS video_count"
             " FROM stream_members m JOIN streams s ON s.id = m.stream_id"
             " WHERE m.user_id = %s ORDER BY s.created_at DESC, s.id LIMIT %s OFFSET %s",
             (user["id"], limit, (page - 1) * limit))

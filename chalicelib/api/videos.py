@@ -16,13 +16,15 @@ from chalicelib.auth.tokens import iso
 from chalicelib.config import get_settings
 from chalicelib.errors import (ClipstreamError, ConflictError, ForbiddenError, NotFoundError,
                                NotReadyError, ValidationError)
+from chalicelib.sync import store as sync_store
 
 RENDITIONS = (480, 720, 1080)
 MAX_TITLE = 200
 MAX_DESCRIPTION = 5000
 MAX_TAGS = 20
 MAX_TAG = 40
-EDITABLE = ("title", "description", "tags")
+MAX_CATEGORY = 50
+EDITABLE = ("title", "description", "tags", "category", "featured")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _CONTROL_KEEP_LINES = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
@@ -58,17 +60,31 @@ def thumbnail_url(video_id: Any) -> str:
 # ---------------------------------------------------------------- reads
 
 def list_videos(user: dict, stream_id: str, page: int, limit: int) -> dict:
-    """A stream's videos, newest first; members only."""
-    access.require_stream_role(user, stream_id, "viewer")
+    """A stream's videos, newest first; members only.
+
+    One round trip: the stream, the caller's role in it and (for members only)
+    the page of videos, which admins see with the hidden ones; the same 404 /
+    403 rules as access.require_stream_role.
+    """
     rows = db.fetch_all(
-        "SELECT id, title, duration_s, processing_index, status, uploaded_at, uploaded_by,"
-        " count(*) OVER () AS total FROM videos WHERE stream_id = %s AND deleted_at IS NULL"
-        " ORDER BY uploaded_at DESC, id DESC LIMIT %s OFFSET %s",
-        (stream_id, limit, (page - 1) * limit))
-    total = rows[0]["total"] if rows else _count(stream_id)
-    videos = [{"id": str(r["id"]), "title": r["title"], "duration": r["duration_s"],
+        "SELECT m.role, v.* FROM streams s"
+        " LEFT JOIN stream_members m ON m.stream_id = s.id AND m.user_id = %(uid)s"
+        " LEFT JOIN LATERAL (SELECT videos.id::text AS id, title, duration_s, processing_index, status,"
+        "   uploaded_at, uploaded_by::text AS uploaded_by, count(*) OVER () AS total FROM videos"
+        "   WHERE m.role IS NOT NULL AND stream_id = s.id AND deleted_at IS NULL"
+        "   AND (hidden_at IS NULL OR m.role = 'admin')"
+        "   ORDER BY uploaded_at DESC, videos.id DESC LIMIT %(limit)s OFFSET %(offset)s) v ON true"
+        " WHERE s.id = %(sid)s",
+        {"uid": user["id"], "sid": access.canonical_id(stream_id), "limit": limit,
+         "offset": (page - 1) * limit})
+    if not rows:
+        raise NotFoundError("Stream not found")
+    admin = access.check_role(rows[0]["role"], "viewer") == "admin"  # admins see hidden videos
+    rows = [r for r in rows if r["id"] is not None]
+    total = rows[0]["total"] if rows else _count(stream_id, admin)
+    videos = [{"id": r["id"], "title": r["title"], "duration": r["duration_s"],  # ids come as text
                "processing_index": r["processing_index"], "status": r["status"],
-               "uploaded_at": iso(r["uploaded_at"]), "uploaded_by": str(r["uploaded_by"]),
+               "uploaded_at": iso(r["uploaded_at"]), "uploaded_by": r["uploaded_by"],
                "thumbnail_url": thumbnail_url(r["id"])} for r in rows]
     return {"videos": videos, "page": page, "limit": limit, "total": total}
 
@@ -87,6 +103,8 @@ def details(video: dict, user: dict) -> dict:
         "id": str(video["id"]), "stream_id": str(video["stream_id"]),
         "title": video["title"], "description": video["description"],
         "tags": list(video["tags"] or []),
+        "category": video.get("category"), "featured": bool(video.get("featured")),
+        "vector_clock": dict(video.get("vector_clock") or {}), "version": video.get("version", 1),
         "status": video["status"], "processing_index": video["processing_index"],
         "failure_reason": video["failure_reason"],
         "duplicate_of": str(video["duplicate_of"]) if video["duplicate_of"] else None,
@@ -132,22 +150,43 @@ def hls_urls(video: dict, viewer_id: str | None = None) -> dict:
 # ---------------------------------------------------------------- writes
 
 def update_video(user: dict, video_id: str, body: dict) -> dict:
-    """Change title, description and/or tags; the uploader or a stream admin."""
-    video = visible_video(user, video_id)
-    require_owner_or_admin(user, video)
-    fields = validate_edit(body)
-    sets = ", ".join(f"{column} = %({column})s" for column in fields)
-    row = db.fetch_one(
-        f"UPDATE videos SET {sets}, updated_at = now() WHERE id = %(id)s AND deleted_at IS NULL"
-        " RETURNING *", {**fields, "id": video["id"]})
-    if row is None:
+    """Change title, description, tags, category and/or featured; the uploader or a stream admin.
+
+    Without `vector_clock`/`version` the edit overwrites (the client claims the
+    latest state). With a stale one, fields nobody else changed since are
+    merged; a field someone else changed concurrently is a 409, because a PUT
+    carries whole values, not operations that could merge (POST /sync does).
+    """
+    video = require_editor(user, video_id)
+    body = dict(body)
+    clock, version, problems = sync_store.parse_clock_and_version(
+        body.pop("vector_clock", None), body.pop("version", None))
+    fields = validate_edit(body, problems)
+    edits = [sync_store.Edit("set_tags" if name == "tags" else f"update_{name}", value)
+             for name, value in fields.items()]
+    outcome = sync_store.apply_edits(str(video["id"]), str(user["id"]), str(user["id"]), edits,
+                                     client_clock=clock, client_version=version, source="put",
+                                     refuse_concurrent=True)
+    return details(outcome.row, user)
+
+
+def require_editor(user: dict, video_id: str) -> dict:
+    """The video row if the caller may edit it: a stream admin, or its uploader while a creator.
+
+    Viewers (even a demoted uploader) get 403, non-members 403, unknown ids 404.
+    """
+    video, role = access.video_and_role(user, video_id, "viewer")
+    if video.get("deleted_at") is not None:
         raise NotFoundError("Video not found")
-    return details(row, user)
+    if role == "admin" or (role == "creator" and str(video["uploaded_by"]) == str(user["id"])):
+        return video
+    raise ForbiddenError("Only the uploader or a stream admin can change this video")
 
 
-def validate_edit(body: dict) -> dict[str, Any]:
+def validate_edit(body: dict, problems: list[str] | None = None) -> dict[str, Any]:
     """The edited fields, checked; unknown fields are a 400 too, listing every problem."""
     details: list[str] = [f"unknown field: {k}" for k in sorted(body) if k not in EDITABLE]
+    details += problems or []
     fields: dict[str, Any] = {}
     if "title" in body:
         title = body["title"]
@@ -175,6 +214,19 @@ def validate_edit(body: dict) -> dict[str, Any]:
             details.append(f"each tag must be 1 to {MAX_TAG} characters")
         else:
             fields["tags"] = list(dict.fromkeys(_clean(t) for t in tags))
+    if "category" in body:
+        category = body["category"]
+        if category is not None and not isinstance(category, str):
+            details.append("category must be a string or null")
+        elif category is not None and len(_clean(category)) > MAX_CATEGORY:
+            details.append(f"category must be at most {MAX_CATEGORY} characters")
+        else:
+            fields["category"] = (_clean(category) or None) if category is not None else None
+    if "featured" in body:
+        if not isinstance(body["featured"], bool):
+            details.append("featured must be true or false")
+        else:
+            fields["featured"] = body["featured"]
     if not details and not fields:
         details.append("at least one of title, description, tags is required")
     if details:
@@ -209,6 +261,6 @@ def _encodable(value: str) -> bool:
     return True
 
 
-def _count(stream_id: str) -> int:
+def _count(stream_id: str, admin: bool) -> int:
     return db.fetch_one("SELECT count(*) AS n FROM videos WHERE stream_id = %s"
-                        " AND deleted_at IS NULL", (stream_id,))["n"]
+                        " AND deleted_at IS NULL AND (hidden_at IS NULL OR %s)", (stream_id, admin))["n"]

@@ -29,15 +29,26 @@ def bearer_token(request: Any) -> str | None:
     return token.strip()
 
 
+# The user row behind each verified token, for the token's lifetime in this container:
+# a warm API Lambda then answers a signed-in request without a users query. Rows are
+# never deleted and their id and email (all that access and admin checks read) never
+# change; a new sign-in, which may change name or avatar, comes with a new token.
+_users_by_token = tokens.TokenCache()
+
+
 def current_user(request: Any) -> dict:
     """The signed-in user, or 401."""
     token = bearer_token(request)
     if token is None:
         raise AuthenticationError("Authentication required")
+    user = _users_by_token.get(token)
+    if user is not None:
+        return dict(user)  # a copy: callers may add keys
     claims = tokens.decode_access_token(token)
     user = db.fetch_one("SELECT * FROM users WHERE id = %s", (claims["sub"],))
     if user is None:
         raise AuthenticationError("Invalid or expired token")
+    _users_by_token.put(token, claims["exp"], dict(user))
     return user
 
 

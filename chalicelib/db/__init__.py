@@ -5,6 +5,10 @@ thread is one per container in AWS; the local emulator runs handlers on
 several threads, which then get a connection each. A connection is checked
 before reuse (closed, or idle long enough that a proxy may have dropped it)
 and transactions are explicit: `with transaction() as cur: ...`.
+
+Credentials: DATABASE_URL locally; in AWS, DATABASE_SECRET_ARN names an
+RDS-format secret (the one RDS and RDS Proxy manage) read once per container,
+so the password never sits in the function's configuration.
 """
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ import logging
 import threading
 import time
 from contextlib import contextmanager
+from functools import lru_cache
 from typing import Any, Iterator
 
 import psycopg2
@@ -35,17 +40,97 @@ class DatabaseUnavailable(Exception):
     """Postgres cannot be reached."""
 
 
+class DictCursor(psycopg2.extensions.cursor):
+    """Rows as plain dicts keyed by column name.
+
+    psycopg2.extras.RealDictCursor builds every row through a Python-level
+    __setitem__ per column (its rows are OrderedDict subclasses): on a page of
+    videos that was about a quarter of the API's time per request. dict(zip())
+    builds the same mapping in C.
+    """
+
+    def _names(self) -> list[str]:
+        return [column.name for column in self.description]
+
+    def fetchone(self) -> dict | None:
+        row = super().fetchone()
+        return None if row is None else dict(zip(self._names(), row))
+
+    def fetchmany(self, size: int | None = None) -> list[dict]:
+        rows = super().fetchmany(self.arraysize if size is None else size)
+        return self._dicts(rows)
+
+    def fetchall(self) -> list[dict]:
+        return self._dicts(super().fetchall())
+
+    def __iter__(self) -> Iterator[dict]:
+        row = self.fetchone()
+        while row is not None:
+            yield row
+            row = self.fetchone()
+
+    def _dicts(self, rows: list[tuple]) -> list[dict]:
+        if not rows:
+            return []
+        names = self._names()
+        return [dict(zip(names, row)) for row in rows]
+
+
 def _connect() -> psycopg2.extensions.connection:
-    dsn = get_settings().database_url
+    global _refetch_secret
+    settings = get_settings()
+    from_secret = not settings.database_url and bool(settings.database_secret_arn)
+    dsn = _secret_dsn(fresh=_refetch_secret) if from_secret else settings.database_url
     if not dsn:
-        raise DatabaseUnavailable("DATABASE_URL is not set")
+        raise DatabaseUnavailable("neither DATABASE_URL nor DATABASE_SECRET_ARN is set")
     try:
-        conn = psycopg2.connect(dsn, connect_timeout=_CONNECT_TIMEOUT_S,
-                                application_name=get_settings().app_name)
+        conn = psycopg2.connect(dsn, connect_timeout=_CONNECT_TIMEOUT_S, application_name=settings.app_name)
     except psycopg2.OperationalError as exc:
+        # The secret may have been rotated since it was read: read it again next time.
+        _refetch_secret = from_secret
         raise DatabaseUnavailable(str(exc).strip()) from exc
+    _refetch_secret = False
     conn.autocommit = False
     return conn
+
+
+# Set after a failed connect through the secret, so the next connect reads it again.
+_refetch_secret = False
+# The secret is read at cold start and kept for the container's life (or until a connect fails).
+_SECRET_MAX_AGE_S = 24 * 3600
+
+
+@lru_cache(maxsize=1)
+def _secrets() -> Any:
+    """Powertools' Secrets Manager provider (it caches values), on the configured endpoint."""
+    import boto3
+    from aws_lambda_powertools.utilities.parameters import SecretsProvider
+
+    s = get_settings()
+    return SecretsProvider(boto3_client=boto3.client("secretsmanager", region_name=s.region,
+                                                     endpoint_url=s.aws_endpoint_url))
+
+
+def _secret_dsn(*, fresh: bool = False) -> str:
+    """The DSN built from the RDS-format secret; DATABASE_PARAMS override its host, port and dbname."""
+    from aws_lambda_powertools.utilities.parameters.exceptions import (GetParameterError,
+                                                                       TransformParameterError)
+
+    settings = get_settings()
+    try:
+        secret = _secrets().get(settings.database_secret_arn, transform="json",
+                                max_age=_SECRET_MAX_AGE_S, force_fetch=fresh)
+    except (GetParameterError, TransformParameterError) as exc:
+        raise DatabaseUnavailable(f"cannot read the database secret: {exc}") from exc
+    if not isinstance(secret, dict) or not secret.get("username") or not isinstance(secret.get("password"), str):
+        raise DatabaseUnavailable("the database secret needs a JSON username and password (RDS format)")
+    params = {k: str(secret[k]) for k in ("host", "port", "dbname") if secret.get(k)}
+    try:
+        params.update(psycopg2.extensions.parse_dsn(settings.database_params))
+    except psycopg2.ProgrammingError as exc:
+        raise DatabaseUnavailable(f"DATABASE_PARAMS is not a libpq parameter string: {exc}") from exc
+    params.update(user=secret["username"], password=secret["password"])
+    return psycopg2.extensions.make_dsn(**params)
 
 
 def _alive(conn: psycopg2.extensions.connection) -> bool:
@@ -83,14 +168,14 @@ def close() -> None:
 
 
 @contextmanager
-def transaction() -> Iterator[psycopg2.extras.RealDictCursor]:
+def transaction() -> Iterator[DictCursor]:
     """A cursor inside one transaction: committed on success, rolled back on error.
 
     A connection that broke mid-flight is dropped, so the next call reconnects.
     """
     conn = connection()
     try:
-        with conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
+        with conn.cursor(cursor_factory=DictCursor) as cur:
             yield cur
         conn.commit()
     except (psycopg2.OperationalError, psycopg2.InterfaceError) as exc:

@@ -18,6 +18,8 @@ logger = logging.getLogger(__name__)
 
 STDERR_TAIL_LINES = 200
 STDOUT_LIMIT_BYTES = 256 * 1024 * 1024
+# What speech recognition reads (Whisper works on 16 kHz mono).
+SPEECH_SAMPLE_RATE = 16000
 
 # Lines FFmpeg prints at the end of every failure; the cause is on a line before them.
 _GENERIC_ERROR_PREFIXES = (
@@ -50,9 +52,26 @@ def ffmpeg_version() -> str:
     return result.stdout.decode("utf-8", "replace").splitlines()[0].strip()
 
 
+def speech_wav_args() -> list[str]:
+    """Output options for the 16 kHz mono 16-bit PCM WAV that speech recognition reads.
+
+    One definition: the transcode step writes this file as a side output of its
+    decode, and extract_audio writes the same when it has to decode on its own.
+    """
+    return ["-vn", "-sn", "-dn", "-ac", "1", "-ar", str(SPEECH_SAMPLE_RATE),
+            "-c:a", "pcm_s16le", "-f", "wav"]
+
+
+def max_seconds() -> float | None:
+    """FFMPEG_MAX_SECONDS: an upper bound on every FFmpeg run (e.g. below a short Lambda timeout)."""
+    value = os.environ.get("FFMPEG_MAX_SECONDS")
+    return float(value) if value else None
+
+
 def run_ffmpeg(args: list[str], timeout_s: float, cwd: str | Path | None = None, *,
                check: bool = True, capture_stdout: bool = True) -> subprocess.CompletedProcess:
     """Run ffmpeg with `args`; stdout as bytes, stderr as its last lines (str)."""
+    timeout_s = min(timeout_s, max_seconds() or timeout_s)
     cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-nostats", *args]
     logger.debug("ffmpeg %s", " ".join(args))
     # A new session makes the process group ours to kill: filters may fork helpers.

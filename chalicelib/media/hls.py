@@ -14,12 +14,14 @@ import logging
 import math
 import re
 import shutil
+import threading
 from dataclasses import asdict, dataclass, field
 from fractions import Fraction
 from pathlib import Path
+from typing import Callable
 
 from chalicelib.media.errors import MediaError
-from chalicelib.media.ffmpeg import run_ffmpeg
+from chalicelib.media.ffmpeg import run_ffmpeg, speech_wav_args
 from chalicelib.media.probe import MediaInfo
 
 logger = logging.getLogger(__name__)
@@ -44,6 +46,9 @@ MIN_VIDEO_BITRATE = 300_000
 MAXRATE_FACTOR = 1.1
 BUFSIZE_FACTOR = 2.0
 AUDIO_CODEC_TAG = "mp4a.40.2"  # ffmpeg's native encoder writes AAC-LC
+# How often the output folder is looked at for finished segments (on_segment).
+WATCH_INTERVAL_S = 0.25
+_SEGMENT_RE = re.compile(r"^(?P<variant>.+)_(?P<index>\d{5})\.m4s$")
 
 
 @dataclass(frozen=True)
@@ -57,6 +62,21 @@ class Rendition:
     maxrate: int
     bufsize: int
     audio_bitrate: int
+
+
+@dataclass(frozen=True)
+class SideOutputs:
+    """Extra files fed by the ladder's own decode, so nothing decodes the source again.
+
+    `frames`: raw RGB24 frames of `frame_size` at (about) `frame_times`, for the
+    thumbnail to be picked from. `speech_wav`: the first audio stream as the
+    16 kHz mono WAV speech recognition reads (ignored when there is no audio).
+    """
+
+    frames: Path | None = None
+    frame_times: tuple[float, ...] = ()
+    frame_size: tuple[int, int] = (0, 0)
+    speech_wav: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -76,12 +96,16 @@ class HlsRendition:
 
 @dataclass(frozen=True)
 class HlsResult:
-    """What transcode_hls wrote: renditions, every file (relative to out_dir), duration."""
+    """What transcode_hls wrote: renditions, every file (relative to out_dir), duration.
+
+    `frame_times`: the times of the raw frames written to SideOutputs.frames, in order.
+    """
 
     renditions: list[HlsRendition]
     files: list[str]
     duration_s: float
     master: str = "master.m3u8"
+    frame_times: list[float] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         """JSON-able form."""
@@ -130,15 +154,31 @@ def output_fps(fps: float | None) -> Fraction:
 
 def transcode_hls(src_path: str | Path, out_dir: str | Path, info: MediaInfo, *,
                   timeout_s: float, segment_s: int = SEGMENT_S,
-                  preset: str = DEFAULT_PRESET) -> HlsResult:
-    """Transcode every rendition in one ffmpeg process (decode once, split, encode N)."""
+                  preset: str = DEFAULT_PRESET, side: SideOutputs | None = None,
+                  on_segment: Callable[[str], None] | None = None) -> HlsResult:
+    """Transcode every rendition in one ffmpeg process (decode once, split, encode N).
+
+    `side` adds the thumbnail candidates and the speech WAV to the same process.
+    `on_segment(rel_path)` is called (from a watcher thread) for each media segment
+    as soon as it is complete, while ffmpeg still encodes the rest, so a caller can
+    upload during the encode; the last segment of each rendition, the init segments
+    and the playlists are only in the returned files.
+    """
     out_dir = _prepare(out_dir)
     ladder = plan_ladder(info.width, info.height, info.fps)
     fps = output_fps(info.fps)
     n = len(ladder)
-    chains = [f"[0:v]fps={fps},format=yuv420p,split={n}" + "".join(f"[s{i}]" for i in range(n))]
+    frame_idx = _frame_indices(side.frame_times, fps) if side and side.frames else []
+    branches = n + (1 if frame_idx else 0)
+    chains = [f"[0:v]fps={fps},format=yuv420p,split={branches}"
+              + "".join(f"[s{i}]" for i in range(branches))]
     chains += [f"[s{i}]scale={r.width}:{r.height}:flags=bicubic,setsar=1[v{i}]"
                for i, r in enumerate(ladder)]
+    if frame_idx:
+        # select drops every other frame before scaling: the extra branch costs ~nothing.
+        picks = "+".join(f"eq(n,{i})" for i in frame_idx)
+        w, h = side.frame_size
+        chains.append(f"[s{n}]select='{picks}',scale={w}:{h}:flags=area,format=rgb24[thumbs]")
     args = ["-y", "-i", str(Path(src_path).resolve()), "-filter_complex", ";".join(chains)]
     streams = []
     for i, r in enumerate(ladder):
@@ -157,8 +197,18 @@ def transcode_hls(src_path: str | Path, out_dir: str | Path, info: MediaInfo, *,
     # ffmpeg expands %v in the init file name only when there are several variants.
     args += _hls_args(segment_s, "%v" if n > 1 else ladder[0].name)
     args += ["-var_stream_map", " ".join(streams), "%v.m3u8"]
-    run_ffmpeg(args, timeout_s=timeout_s, cwd=out_dir, capture_stdout=False)
-    return _finish(out_dir, ladder, fps, info.has_audio)
+    args += _side_output_args(side, frame_idx, info.has_audio)
+    watcher = _SegmentWatcher(out_dir / "segments", on_segment) if on_segment else None
+    try:
+        run_ffmpeg(args, timeout_s=timeout_s, cwd=out_dir, capture_stdout=False)
+    finally:
+        if watcher:
+            watcher.stop()
+    result = _finish(out_dir, ladder, fps, info.has_audio)
+    if frame_idx:
+        result = HlsResult(result.renditions, result.files, result.duration_s, result.master,
+                           frame_times=[round(i / float(fps), 3) for i in frame_idx])
+    return result
 
 
 def transcode_hls_per_rendition(src_path: str | Path, out_dir: str | Path, info: MediaInfo,
@@ -198,6 +248,71 @@ def parse_media_playlist(text: str) -> tuple[str | None, list[tuple[float, str]]
             segments.append((duration, line))
             duration = None
     return init, segments
+
+
+def _frame_indices(times: tuple[float, ...], fps: Fraction) -> list[int]:
+    """Frame numbers (after the fps filter) nearest to `times`, without repeats."""
+    return sorted({max(0, round(t * fps)) for t in times})
+
+
+def _side_output_args(side: SideOutputs | None, frame_idx: list[int], has_audio: bool) -> list[str]:
+    """Output options for the SideOutputs files (after the HLS output on the command line)."""
+    args: list[str] = []
+    if side and frame_idx:
+        # passthrough: write exactly the selected frames, no duplicates to keep a frame rate.
+        args += ["-map", "[thumbs]", "-fps_mode", "passthrough", "-c:v", "rawvideo",
+                 "-f", "rawvideo", str(Path(side.frames).resolve())]
+    if side and side.speech_wav and has_audio:
+        args += ["-map", "0:a:0", *speech_wav_args(), str(Path(side.speech_wav).resolve())]
+    return args
+
+
+class _SegmentWatcher:
+    """Reports each finished media segment while ffmpeg writes the rest.
+
+    ffmpeg writes a rendition's segments one after the other, so segment k is
+    complete once segment k+1 of the same rendition exists; the last one is
+    left to the caller (it is complete when ffmpeg has exited).
+    """
+
+    def __init__(self, folder: Path, on_segment: Callable[[str], None]) -> None:
+        self.folder = folder
+        self.on_segment = on_segment
+        self.reported: set[str] = set()
+        self.error: BaseException | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="hls-watch", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop watching; raises what the callback raised, if anything."""
+        self._stop.set()
+        self._thread.join()
+        if self.error is not None:
+            raise self.error
+
+    def _run(self) -> None:
+        while not self._stop.wait(WATCH_INTERVAL_S):
+            try:
+                self._scan()
+            except BaseException as exc:  # reported by stop(), in the caller's thread
+                self.error = exc
+                return
+
+    def _scan(self) -> None:
+        found: dict[str, tuple[str, int]] = {}
+        latest: dict[str, int] = {}
+        for entry in self.folder.iterdir():
+            m = _SEGMENT_RE.match(entry.name)
+            if m:
+                found[entry.name] = (m["variant"], int(m["index"]))
+                latest[m["variant"]] = max(latest.get(m["variant"], -1), int(m["index"]))
+        for name in sorted(found):
+            variant, index = found[name]
+            rel = f"segments/{name}"
+            if index < latest[variant] and rel not in self.reported:
+                self.reported.add(rel)
+                self.on_segment(rel)
 
 
 def _video_codec_args(fps: Fraction, segment_s: int, preset: str) -> list[str]:

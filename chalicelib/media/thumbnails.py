@@ -41,33 +41,71 @@ class FrameScore:
         return self.std_luma + (1000.0 if ok else 0.0)
 
 
+def thumb_size(info: MediaInfo) -> tuple[int, int]:
+    """(width, height) of a thumbnail of `info`'s picture: long side at most THUMB_SIDE, even."""
+    scale = min(1.0, THUMB_SIDE / max(info.width, info.height, 1))
+    width = max(2, round(info.width * scale / 2) * 2) if info.width else THUMB_SIDE
+    height = max(2, round(info.height * scale / 2) * 2) if info.height else THUMB_SIDE * 9 // 16
+    return width, height
+
+
+def candidate_times(info: MediaInfo) -> list[float]:
+    """The times (s) at which a thumbnail candidate is taken (CANDIDATE_POSITIONS of the length)."""
+    duration = info.duration_s or 0.0
+    return sorted({round(duration * p, 3) for p in CANDIDATE_POSITIONS}) if duration > 1 else [0.0]
+
+
 def representative_frame(src: str | Path, info: MediaInfo, out_jpg: str | Path,
                          timeout_s: float = 60) -> FrameScore:
     """Write the most interesting of a few candidate frames of `src` as a JPEG.
 
+    Seeks to each candidate (one short decode each). The transcode step gets the
+    same candidates from its own decode instead (best_raw_frame).
     `timeout_s` bounds the whole search, not each candidate.
     """
     import time
 
-    import numpy as np
-    from PIL import Image
-
-    duration = info.duration_s or 0.0
-    scale = min(1.0, THUMB_SIDE / max(info.width, info.height, 1))
-    width = max(2, round(info.width * scale / 2) * 2) if info.width else THUMB_SIDE
-    height = max(2, round(info.height * scale / 2) * 2) if info.height else THUMB_SIDE * 9 // 16
-    times = sorted({round(duration * p, 3) for p in CANDIDATE_POSITIONS}) if duration > 1 else [0.0]
-    best: tuple[FrameScore, bytes] | None = None
+    width, height = thumb_size(info)
+    candidates = []
     deadline = time.monotonic() + timeout_s
-    for t in times:
+    for t in candidate_times(info):
         remaining = deadline - time.monotonic()
         if remaining <= 0:
-            if best is not None:
+            if candidates:
                 break
             raise MediaTimeoutError(f"no thumbnail frame within {timeout_s:g} s")
         frame = _frame_rgb(src, t, width, height, remaining)
-        if frame is None:
-            continue
+        if frame is not None:
+            candidates.append((t, frame))
+    return _save_best(candidates, (width, height), out_jpg)
+
+
+def best_raw_frame(raw: str | Path, size: tuple[int, int], times: list[float],
+                   out_jpg: str | Path) -> FrameScore:
+    """Write the most interesting of the RGB24 frames in `raw` (taken at `times`) as a JPEG.
+
+    Raises InvalidMediaError when the file holds no whole frame.
+    """
+    width, height = size
+    frame_bytes = width * height * 3
+    candidates = []
+    with open(raw, "rb") as f:
+        for t in times:
+            frame = f.read(frame_bytes)
+            if len(frame) < frame_bytes:
+                break
+            candidates.append((t, frame))
+    return _save_best(candidates, size, out_jpg)
+
+
+def _save_best(candidates: list[tuple[float, bytes]], size: tuple[int, int],
+               out_jpg: str | Path) -> FrameScore:
+    import numpy as np
+    from PIL import Image
+
+    width, height = size
+    best: tuple[FrameScore, bytes] | None = None
+    for t, frame in candidates:
         rgb = np.frombuffer(frame, np.uint8).reshape(height, width, 3).astype(np.float32)
         luma = rgb @ np.array([0.299, 0.587, 0.114], np.float32)
         score = FrameScore(t, float(luma.mean()), float(luma.std()))

@@ -14,12 +14,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from chalicelib.media.ffmpeg import SPEECH_SAMPLE_RATE  # stdlib only: cheap at init
+
 if TYPE_CHECKING:
     from faster_whisper import WhisperModel
 
 logger = logging.getLogger(__name__)
 
-SAMPLE_RATE = 16000
+SAMPLE_RATE = SPEECH_SAMPLE_RATE
 
 # Every option of the faster-whisper call, in one place: the benchmark calls
 # faster-whisper directly with these to check that our wrapper adds nothing.
@@ -169,7 +171,7 @@ def extract_audio(video_path: str | Path, out_wav: str | Path,
     InvalidMediaError for unreadable input).
     """
     from chalicelib.media.errors import MediaTimeoutError
-    from chalicelib.media.ffmpeg import run_ffmpeg
+    from chalicelib.media.ffmpeg import run_ffmpeg, speech_wav_args
     from chalicelib.media.probe import probe
 
     deadline = time.monotonic() + timeout_s
@@ -179,8 +181,6 @@ def extract_audio(video_path: str | Path, out_wav: str | Path,
     if remaining <= 0:
         raise MediaTimeoutError(f"audio extraction timed out after {timeout_s:g} s")
     out_wav = Path(out_wav)
-    run_ffmpeg(["-y", "-i", str(video_path), "-map", "0:a:0", "-vn", "-sn", "-dn",
-                "-ac", "1", "-ar", str(SAMPLE_RATE), "-c:a", "pcm_s16le", "-f", "wav",
-                str(out_wav)],
+    run_ffmpeg(["-y", "-i", str(video_path), "-map", "0:a:0", *speech_wav_args(), str(out_wav)],
                timeout_s=remaining, capture_stdout=False)
     return out_wav

@@ -1,20 +1,130 @@
-"""Final steps: complete (0), duplicate (-1), failed (reason recorded)."""
+"""Final steps: complete (0), duplicate (-1), failed (reason recorded).
+
+Finalize also stores the MP4 fallback of every rendition
+(`processed-videos/{id}/{quality}.mp4`, served by
+`GET /api/videos/{id}/stream/{quality}` to players without HLS). It is the
+rendition's fMP4 init segment followed by its media segments, byte for byte:
+CMAF segments concatenate into a valid fragmented MP4, so there is no second
+encode, and the bytes stream from the segments into an S3 multipart upload
+(s3transfer, 8 MB parts) without touching /tmp or holding the file in memory.
+It is built here rather than lazily on first request, because an API Lambda
+has 29 s and a 6 MB response, and rather than in Transcode, whose time is
+the pipeline's critical path.
+"""
 from __future__ import annotations
 
 import json
 import logging
+from typing import Any, Iterator
 
-from chalicelib.pipeline import progress
-from chalicelib.pipeline.step import Envelope
+from chalicelib import observability, storage
+from chalicelib.config import get_settings
+from chalicelib.pipeline import media_io, progress
+from chalicelib.pipeline.step import Envelope, TransientStepError, is_transient, sweep_if_deleted
 
 logger = logging.getLogger(__name__)
 
+PART_BYTES = 8 * 1024 * 1024   # S3 wants >= 5 MB for every part but the last
+MP4_CACHE = "private, max-age=31536000, immutable"
+
 
 def finalize(event: Envelope) -> Envelope:
-    """processing_index 0 and the execution closed."""
-    progress.complete(event["video_id"])
+    """MP4 fallbacks stored, processing_index 0 and the execution closed."""
+    video_id = event["video_id"]
+    try:
+        fallbacks = build_mp4_fallbacks(video_id)
+    except Exception as exc:
+        if sweep_if_deleted(video_id, "finalize"):  # its playlists vanished under a DELETE
+            raise progress.VideoGone(f"video {video_id} was deleted during finalize") from exc
+        if is_transient(exc):
+            raise TransientStepError(f"finalize: {type(exc).__name__}: {exc}") from exc
+        raise
+    if sweep_if_deleted(video_id, "finalize"):
+        raise progress.VideoGone(f"video {video_id} was deleted during finalize")
+    progress.complete(video_id)
     progress.finish_execution(event["execution"], "succeeded")
-    return event
+    return {**event, "mp4_fallbacks": fallbacks}
+
+
+class _Concatenation:
+    """A read-only stream of several objects, one after the other.
+
+    `read(n)` returns exactly n bytes until the end: s3transfer cuts parts of
+    a non-seekable stream with one read each, and a short read would make a
+    part under S3's 5 MB minimum.
+    """
+
+    def __init__(self, keys: list[str]) -> None:
+        self._keys = iter(keys)
+        self._body: Any = None
+
+    def readable(self) -> bool:
+        return True
+
+    def _chunks(self, size: int) -> Iterator[bytes]:
+        while size:
+            if self._body is None:
+                key = next(self._keys, None)
+                if key is None:
+                    return
+                self._body = storage.s3_client().get_object(
+                    Bucket=get_settings().bucket, Key=key)["Body"]
+            chunk = self._body.read(size)
+            if not chunk:
+                self._body.close()
+                self._body = None
+                continue
+            size -= len(chunk)
+            yield chunk
+
+    def read(self, size: int = -1) -> bytes:
+        return b"".join(self._chunks(size if size >= 0 else 1 << 62))
+
+
+def rendition_parts(video_id: str, playlist_name: str) -> list[str]:
+    """Keys of a rendition's init segment and media segments, in play order."""
+    from chalicelib.media.hls import parse_media_playlist  # pure text parsing, no FFmpeg
+
+    prefix = storage.processed_prefix(video_id)
+    text = storage.s3_client().get_object(
+        Bucket=get_settings().bucket, Key=prefix + playlist_name)["Body"].read().decode()
+    init, segments = parse_media_playlist(text)
+    if init is None or not segments:
+        raise ValueError(f"{playlist_name} has no fMP4 init segment or no segments")
+    return [prefix + init] + [prefix + uri for _, uri in segments]
+
+
+def build_mp4_fallbacks(video_id: str) -> list[str]:
+    """Store one MP4 per rendition of the master playlist; the qualities made.
+
+    A rerun (retry, redrive) skips renditions whose MP4 already has the size
+    of its parts, so the step stays cheap to repeat.
+    """
+    from boto3.s3.transfer import TransferConfig
+
+    bucket = get_settings().bucket
+    master = storage.s3_client().get_object(
+        Bucket=bucket, Key=storage.master_playlist_key(video_id))["Body"].read().decode()
+    sizes = {o["Key"]: o["Size"] for o in storage.iter_objects(storage.processed_prefix(video_id))}
+    config = TransferConfig(multipart_threshold=PART_BYTES, multipart_chunksize=PART_BYTES,
+                            max_concurrency=4)
+    made, assets = [], []
+    for line in master.splitlines():
+        if not line.endswith(".m3u8") or line.startswith("#"):
+            continue
+        quality = line[:-len(".m3u8")]
+        parts = rendition_parts(video_id, line)
+        total = sum(sizes.get(k, 0) for k in parts)
+        key = storage.mp4_fallback_key(video_id, quality)
+        if sizes.get(key) != total:
+            storage.s3_client().upload_fileobj(
+                _Concatenation(parts), bucket, key, Config=config,
+                ExtraArgs={"ContentType": "video/mp4", "CacheControl": MP4_CACHE})
+        made.append(quality)
+        assets.append((key, total, "video/mp4"))
+    media_io.record_assets(video_id, assets, lambda _key: "mp4_fallback")
+    logger.info("mp4 fallbacks stored", extra={"video_id": video_id, "qualities": made})
+    return made
 
 
 def mark_duplicate(event: Envelope) -> Envelope:
@@ -48,4 +158,5 @@ def mark_failed(event: Envelope) -> Envelope:
         logger.info("failed video is gone", extra={"video_id": event["video_id"]})
     if event.get("execution"):
         progress.finish_execution(event["execution"], "failed")
+    observability.video_failed(event.get("failed_stage"))
     return {**event, "failure_reason": reason}

@@ -6,10 +6,14 @@ import logging
 import mimetypes
 import shutil
 import tempfile
-from concurrent.futures import ThreadPoolExecutor
+import threading
+from concurrent import futures
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
+
+from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib import db, storage
 from chalicelib.config import get_settings
@@ -21,7 +25,7 @@ _CHUNK = 8 * 1024 * 1024
 _UPLOAD_THREADS = 8
 CONTENT_TYPES = {".m3u8": "application/vnd.apple.mpegurl", ".m4s": "video/iso.segment",
                  ".mp4": "video/mp4", ".ts": "video/mp2t", ".jpg": "image/jpeg",
-                 ".json": "application/json", ".mpd": "application/dash+xml"}
+                 ".json": "application/json", ".mpd": "application/dash+xml", ".wav": "audio/wav"}
 # Playlists change when a video is reprocessed; segments never do.
 CACHE_CONTROL = {".m3u8": "private, max-age=60", ".m4s": "private, max-age=31536000, immutable",
                  ".mp4": "private, max-age=31536000, immutable"}
@@ -54,6 +58,34 @@ def download(key: str, dest: Path) -> tuple[str, int]:
     return digest.hexdigest(), size
 
 
+def speech_audio_key(video_id: str) -> str:
+    """Where the transcode step leaves the 16 kHz speech WAV for the transcribe step.
+
+    Not part of the storage layout (reference/001): a hand-over between two steps
+    so the upload is decoded once. Transcribe deletes it after reading; it lives
+    under the video's processed prefix so deleting the video removes a leftover too.
+    """
+    return f"{storage.processed_prefix(video_id)}tmp/speech-16k.wav"
+
+
+def fetch_if_present(key: str, dest: Path) -> bool:
+    """Download a small object to `dest` in one GET; False when it does not exist."""
+    s3 = storage.s3_client()
+    try:
+        obj = s3.get_object(Bucket=get_settings().bucket, Key=key)
+    except s3.exceptions.NoSuchKey:
+        return False
+    with open(dest, "wb") as out:
+        for chunk in obj["Body"].iter_chunks(_CHUNK):
+            out.write(chunk)
+    return True
+
+
+def delete_object(key: str) -> None:
+    """Delete one object (absent is fine)."""
+    storage.s3_client().delete_object(Bucket=get_settings().bucket, Key=key)
+
+
 def content_type(path: Path) -> str:
     return CONTENT_TYPES.get(path.suffix) or mimetypes.guess_type(path.name)[0] or "application/octet-stream"
 
@@ -67,15 +99,56 @@ def upload_file(path: Path, key: str) -> int:
     return path.stat().st_size
 
 
-def upload_tree(root: Path, files: list[str], prefix: str) -> list[tuple[str, int, str]]:
-    """Upload files (relative to root) under prefix, in parallel; [(key, size, content type)]."""
+class Uploader:
+    """Uploads files in a thread pool while the caller goes on (e.g. FFmpeg still encoding).
 
-    def put(rel: str) -> tuple[str, int, str]:
-        path = root / rel
-        return prefix + rel, upload_file(path, prefix + rel), content_type(path)
+    `wait()` returns [(key, size, content type)] in submission order once all are
+    stored. Leaving the `with` block on an error deletes what was already
+    uploaded (best effort), so a failed step leaves no half a ladder behind.
+    """
 
-    with ThreadPoolExecutor(_UPLOAD_THREADS) as pool:
-        return list(pool.map(put, files))
+    def __init__(self, threads: int = _UPLOAD_THREADS) -> None:
+        self._pool = ThreadPoolExecutor(threads, thread_name_prefix="upload")
+        self._jobs: list[tuple[str, Future]] = []
+        self._keys: set[str] = set()
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> "Uploader":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is not None:
+            self._discard()
+        self._pool.shutdown(wait=True)
+
+    def submit(self, path: Path, key: str) -> None:
+        """Start uploading `path` under `key` (thread-safe; a key already submitted is skipped)."""
+        with self._lock:
+            if key in self._keys:
+                return
+            self._keys.add(key)
+            self._jobs.append((key, self._pool.submit(self._put, path, key)))
+
+    def wait(self) -> list[tuple[str, int, str]]:
+        """Block until every submitted upload is stored; raise the first failure."""
+        with self._lock:
+            jobs = list(self._jobs)
+        return [job.result() for _, job in jobs]
+
+    @staticmethod
+    def _put(path: Path, key: str) -> tuple[str, int, str]:
+        return key, upload_file(path, key), content_type(path)
+
+    def _discard(self) -> None:
+        with self._lock:
+            jobs = list(self._jobs)
+        futures.wait([job for _, job in jobs])
+        stored = [key for key, job in jobs if job.exception() is None]
+        for key in stored:
+            try:
+                delete_object(key)
+            except (BotoCoreError, ClientError) as exc:  # must not hide the step's own error
+                logger.warning("could not delete %s after a failed step: %s", key, exc)
 
 
 def record_assets(video_id: str, assets: list[tuple[str, int, str]], kind_of, cur=None) -> None:

@@ -11,7 +11,7 @@ import json
 import logging
 from typing import Any
 
-from chalicelib import db
+from chalicelib import db, observability
 
 logger = logging.getLogger(__name__)
 
@@ -50,11 +50,13 @@ def begin_stage(video_id: str, stage: str, execution: str | None) -> int:
 
 def end_stage(run_id: int, error: str | None = None, output: dict | None = None) -> None:
     """Close a stage attempt as succeeded (with its output), or failed with its error."""
-    db.execute(
+    row = db.fetch_one(
         "UPDATE stage_runs SET status = %s, error = %s, output = %s, finished_at = now()"
-        " WHERE id = %s",
+        " WHERE id = %s RETURNING stage, extract(epoch FROM finished_at - started_at) AS seconds",
         ("failed" if error else "succeeded", error,
          None if error else json.dumps(output or {}), run_id))
+    if row:
+        observability.stage_ended(row["stage"], row["seconds"], failed=bool(error))
 
 
 def succeeded_output(video_id: str, stage: str) -> dict | None:

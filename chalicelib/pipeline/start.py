@@ -89,10 +89,13 @@ def start_for_object(rec: dict) -> tuple[str, str]:
     name = execution_name(video_id, etag)
     try:
         with db.transaction() as cur:
-            cur.execute("SELECT raw_key FROM videos WHERE id = %s", (video_id,))
+            # A video being deleted (marked, objects going) starts nothing. FOR SHARE: a DELETE
+            # marking the row meanwhile waits for this claim, then finds and stops its execution.
+            cur.execute("SELECT raw_key FROM videos WHERE id = %s AND deleted_at IS NULL FOR SHARE",
+                        (video_id,))
             row = cur.fetchone()
             if row is None or row["raw_key"] != rec["key"]:
-                logger.warning("ignoring upload without a video row",
+                logger.warning("ignoring upload without a (live) video row",
                                extra={"key": rec["key"], "video_id": video_id})
                 return "ignored", rec["key"]
             cur.execute(

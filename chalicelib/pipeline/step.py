@@ -3,6 +3,10 @@
 The envelope is the state's JSON: ids and S3 keys only, never media
 (Step Functions state is capped at 256 KB). Each step returns the envelope it
 got plus its own small outputs.
+
+Every step runs at most once per (video, stage, upload) at a time and once in
+all (chalicelib.idempotency); a step that finds its video deleted removes
+what it wrote, so a delete that raced a running step leaves nothing behind.
 """
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ import functools
 import logging
 from typing import Any, Callable
 
+from botocore.exceptions import ClientError
 from botocore.exceptions import ConnectionError as BotoConnectionError
 from botocore.exceptions import EndpointConnectionError
 
@@ -31,6 +36,9 @@ class PermanentStepError(Exception):
 
 _TRANSIENT = (db.DatabaseUnavailable, storage.StorageUnavailable,
               EndpointConnectionError, BotoConnectionError)
+# Storage answers that say "later" (after botocore's own retries ran out).
+_TRANSIENT_S3_CODES = {"InternalError", "ServiceUnavailable", "SlowDown", "RequestTimeout",
+                       "Throttling", "ThrottlingException", "RequestTimeTooSkewed"}
 
 
 def transient_types() -> tuple[type[BaseException], ...]:
@@ -42,30 +50,98 @@ def transient_types() -> tuple[type[BaseException], ...]:
     return _TRANSIENT + (TransientMediaError,)
 
 
-def stage_step(stage: str) -> Callable[[Callable[[Envelope], dict | None]], Callable[[Envelope], Envelope]]:
-    """Wrap a step body: record the attempt, move the index, classify errors."""
+def is_transient(exc: BaseException) -> bool:
+    """True for failures a later attempt may not meet: unreachable services, 5xx, throttling."""
+    from aws_lambda_powertools.utilities.idempotency.exceptions import (
+        IdempotencyAlreadyInProgressError, IdempotencyPersistenceLayerError)
 
-    def decorate(body: Callable[[Envelope], dict | None]) -> Callable[[Envelope], Envelope]:
+    if isinstance(exc, transient_types() + (IdempotencyAlreadyInProgressError,
+                                            IdempotencyPersistenceLayerError)):
+        return True
+    if isinstance(exc, ClientError):
+        error = exc.response.get("Error", {})
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
+        return status >= 500 or error.get("Code") in _TRANSIENT_S3_CODES
+    return False
+
+
+def video_deleted(video_id: str) -> bool:
+    """The video is gone or being deleted (a DELETE marks it first)."""
+    row = db.fetch_one("SELECT deleted_at FROM videos WHERE id = %s", (video_id,))
+    return row is None or row["deleted_at"] is not None
+
+
+def sweep_if_deleted(video_id: str, stage: str) -> bool:
+    """Delete the objects of a video deleted while this step ran; True if it was.
+
+    The DELETE marks the row before it lists the bucket, and this check runs
+    after the step's last write: any object the DELETE did not see is removed
+    here.
+    """
+    if not video_deleted(video_id):
+        return False
+    from chalicelib.video_deletion import delete_objects
+
+    removed = delete_objects(video_id)
+    logger.info("video deleted while its step ran; late objects removed",
+                extra={"video_id": video_id, "stage": stage, "objects": removed})
+    return True
+
+
+def stage_step(stage: str) -> Callable[[Callable[[Envelope], dict | None]], Callable[..., Envelope]]:
+    """Wrap a step body: resume, run once, record the attempt, classify errors, sweep after deletes."""
+
+    def decorate(body: Callable[[Envelope], dict | None]) -> Callable[..., Envelope]:
         @functools.wraps(body)
-        def run(event: Envelope) -> Envelope:
+        def run(event: Envelope, context: Any = None) -> Envelope:
             video_id = event["video_id"]
             if event.get("resume"):
                 done = progress.succeeded_output(video_id, stage)
                 if done is not None:
                     progress.record_resumed(video_id, stage, event.get("execution"), done)
                     return {**event, **done}
-            run_id = progress.begin_stage(video_id, stage, event.get("execution"))
+            from chalicelib import idempotency
+
             try:
-                out = body(event) or {}
-            except transient_types() as exc:
-                progress.end_stage(run_id, error=f"{type(exc).__name__}: {exc}")
-                raise TransientStepError(f"{stage}: {exc}") from exc
-            except Exception as exc:
-                progress.end_stage(run_id, error=f"{type(exc).__name__}: {exc}")
+                out = idempotency.once(stage, context)(lambda: _attempt(stage, body, event))(
+                    key=idempotency.step_key(video_id, stage, event.get("etag")))
+            except (TransientStepError, PermanentStepError, progress.VideoGone):
                 raise
-            progress.end_stage(run_id, output=out)
-            return {**event, **out}
+            except Exception as exc:
+                if is_transient(exc):
+                    raise TransientStepError(f"{stage}: {type(exc).__name__}: {exc}") from exc
+                raise
+            return {**event, **(out or {})}
 
         return run
 
     return decorate
+
+
+def _attempt(stage: str, body: Callable[[Envelope], dict | None], event: Envelope) -> dict:
+    """One recorded attempt at the stage (runs inside the idempotency claim)."""
+    video_id = event["video_id"]
+    if video_deleted(video_id):
+        raise progress.VideoGone(f"video {video_id} was deleted")
+    run_id = progress.begin_stage(video_id, stage, event.get("execution"))
+    try:
+        out = body(event) or {}
+    except Exception as exc:
+        _close_failed(run_id, exc)
+        if sweep_if_deleted(video_id, stage):
+            raise progress.VideoGone(f"video {video_id} was deleted during {stage}") from exc
+        if is_transient(exc):
+            raise TransientStepError(f"{stage}: {exc}") from exc
+        raise
+    if sweep_if_deleted(video_id, stage):
+        raise progress.VideoGone(f"video {video_id} was deleted during {stage}")
+    progress.end_stage(run_id, output=out)
+    return out
+
+
+def _close_failed(run_id: int, exc: BaseException) -> None:
+    """Record the failed attempt; with Postgres away the error itself still goes up."""
+    try:
+        progress.end_stage(run_id, error=f"{type(exc).__name__}: {exc}")
+    except db.DatabaseUnavailable:
+        logger.warning("could not record the failed attempt", extra={"stage_run": run_id})

@@ -2,12 +2,16 @@
 
 Runs in the container image with FFmpeg in AWS. One FFmpeg process decodes
 the upload once and encodes every rendition (measured faster than one process
-per rendition: see bench/). Outputs follow reference/001:
-processed-videos/{id}/{480p,720p,1080p,master}.m3u8 and segments/.
+per rendition: see bench/). The same decode also feeds the thumbnail
+candidates and the 16 kHz speech WAV the transcribe step reads, so no other
+pass decodes the upload. Segments are uploaded while FFmpeg still encodes;
+init segments and playlists follow, the master playlist last. Outputs follow
+reference/001: processed-videos/{id}/{480p,720p,1080p,master}.m3u8 and segments/.
 """
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 from chalicelib import storage
 from chalicelib.pipeline import media_io, progress
@@ -28,27 +32,41 @@ def asset_kind(key: str) -> str:
 
 @stage_step("transcode")
 def run(event: Envelope) -> dict:
-    """Transcode the upload to HLS, store it and the thumbnail, record what was made."""
+    """Transcode the upload to HLS, store it, the thumbnail and the speech WAV; record assets."""
     from chalicelib.media import hls, probe, thumbnails
     from chalicelib.media.errors import InvalidMediaError, MediaTimeoutError
 
     video_id = event["video_id"]
+    prefix = storage.processed_prefix(video_id)
     with media_io.workdir(video_id) as tmp:
         src = tmp / f"source.{event['key'].rsplit('.', 1)[-1]}"
         media_io.download(event["key"], src)
         out = tmp / "hls"
         try:
             info = probe.probe(src, timeout_s=30)
-            result = hls.transcode_hls(src, out, info,
-                                       timeout_s=media_io.ffmpeg_timeout(info.duration_s, 8.0, floor_s=120))
         except (InvalidMediaError, MediaTimeoutError) as exc:
             raise PermanentStepError(f"transcode failed: {exc.reason}") from None
-        frame = tmp / "thumbnail.jpg"
-        thumbnails.representative_frame(src, info, frame,
-                                        timeout_s=media_io.ffmpeg_timeout(info.duration_s, 1.0))
-        assets = media_io.upload_tree(out, result.files, storage.processed_prefix(video_id))
-        thumb_key = storage.thumbnail_key(video_id)
-        assets.append((thumb_key, media_io.upload_file(frame, thumb_key), "image/jpeg"))
+        side = hls.SideOutputs(frames=tmp / "frames.rgb",
+                               frame_times=tuple(thumbnails.candidate_times(info)),
+                               frame_size=thumbnails.thumb_size(info),
+                               speech_wav=tmp / "speech.wav" if info.has_audio else None)
+        with media_io.Uploader() as up:
+            try:
+                result = hls.transcode_hls(
+                    src, out, info, side=side,
+                    on_segment=lambda rel: up.submit(out / rel, prefix + rel),
+                    timeout_s=media_io.ffmpeg_timeout(info.duration_s, 8.0, floor_s=120))
+            except (InvalidMediaError, MediaTimeoutError) as exc:
+                raise PermanentStepError(f"transcode failed: {exc.reason}") from None
+            frame = tmp / "thumbnail.jpg"
+            _thumbnail(src, info, side, result.frame_times, frame)
+            up.submit(frame, storage.thumbnail_key(video_id))
+            speech_key = None
+            if side.speech_wav and side.speech_wav.exists():
+                speech_key = media_io.speech_audio_key(video_id)
+                up.submit(side.speech_wav, speech_key)
+            stored = _store_ladder(up, out, prefix, result)
+    assets = [a for a in stored if a[0] != speech_key]  # the hand-over is not an asset
     media_io.record_assets(video_id, assets, asset_kind)
     # "bitrates" in the contract are the rendition heights: [480, 720, 1080].
     progress.update_video(video_id, duration_s=result.duration_s,
@@ -56,4 +74,38 @@ def run(event: Envelope) -> dict:
     logger.info("transcoded", extra={"video_id": video_id, "renditions": len(result.renditions),
                                      "objects": len(assets)})
     return {"hls": {"master_key": storage.master_playlist_key(video_id),
-                    "renditions": [r.name for r in result.renditions]}}
+                    "renditions": [r.name for r in result.renditions]},
+            "has_audio": info.has_audio, **({"speech_audio_key": speech_key} if speech_key else {})}
+
+
+def _store_ladder(up: media_io.Uploader, out: Path, prefix: str, result) -> list[tuple[str, int, str]]:
+    """Upload what the watcher has not (last segments, init segments), then the playlists.
+
+    A playlist goes up only once every segment it names is stored, the master
+    last, so a player never finds a playlist pointing at a missing object.
+    Returns every object the uploader stored.
+    """
+    playlists = [f for f in result.files if f.endswith(".m3u8")]
+    for rel in result.files:
+        if rel not in playlists:
+            up.submit(out / rel, prefix + rel)
+    up.wait()
+    for group in ([f for f in playlists if f != result.master], [result.master]):
+        for rel in group:
+            up.submit(out / rel, prefix + rel)
+        stored = up.wait()
+    return stored
+
+
+def _thumbnail(src: Path, info, side, frame_times: list[float], out_jpg: Path) -> None:
+    """Pick the thumbnail from the frames the transcode wrote; seek in the source if it wrote none."""
+    from chalicelib.media import thumbnails
+    from chalicelib.media.errors import InvalidMediaError
+
+    try:
+        thumbnails.best_raw_frame(side.frames, side.frame_size, frame_times, out_jpg)
+        return
+    except (InvalidMediaError, FileNotFoundError):
+        logger.warning("no thumbnail candidates from the transcode; seeking in the source")
+    thumbnails.representative_frame(src, info, out_jpg,
+                                    timeout_s=media_io.ffmpeg_timeout(info.duration_s, 1.0))

@@ -36,6 +36,15 @@ ASL_FUNCTIONS = {
     "MarkFailedFunctionArn": "pipeline_mark_failed",
 }
 
+# The clip-extraction machine (highlights): ${Placeholder} -> Chalice function name.
+CLIPS_ASL_PATH = ROOT / "stepfunctions" / "clips.asl.json"
+CLIPS_ASL_FUNCTIONS = {
+    "GenerateMomentsFunctionArn": "clips_generate_moments",
+    "ExtractClipFunctionArn": "clips_extract_clip",
+    "FinishExtractionFunctionArn": "clips_finish_extraction",
+    "MarkExtractionFailedFunctionArn": "clips_mark_extraction_failed",
+}
+
 # Browsers upload straight to the bucket with presigned PUT/POST.
 BUCKET_CORS = {"CORSRules": [{
     "AllowedMethods": ["GET", "HEAD", "PUT", "POST"],
@@ -61,6 +70,7 @@ class Deployment:
     bucket: str
     functions: dict[str, str]   # chalice name -> ARN
     state_machine_arn: str
+    clips_state_machine_arn: str = ""
 
 
 def full_name(app_name: str, stage: str, name: str) -> str:
@@ -162,10 +172,11 @@ def _ensure_bucket(s3: Any, lam: Any, bucket: str, region: str, on_upload_arn: s
         }]})
 
 
-def render_definition(arns: dict[str, str]) -> str:
+def render_definition(arns: dict[str, str], path: Path = ASL_PATH,
+                      placeholders: dict[str, str] = ASL_FUNCTIONS) -> str:
     """The ASL with its ${Placeholders} filled, as DefinitionSubstitutions does."""
-    text = ASL_PATH.read_text()
-    for placeholder, name in ASL_FUNCTIONS.items():
+    text = path.read_text()
+    for placeholder, name in placeholders.items():
         text = text.replace("${%s}" % placeholder, arns[name])
     if "${" in text:
         raise ValueError("unfilled placeholder in the state machine definition")
@@ -207,4 +218,8 @@ def deploy(*, stage: str, bucket: str, region: str, aws_endpoint: str | None,
         FunctionName=arns["on_upload"],
         Environment={"Variables": {**upload_spec.environment, **runtime_env,
                                    "STATE_MACHINE_ARN": sm_arn}})
-    return Deployment(stage=stage, bucket=bucket, functions=arns, state_machine_arn=sm_arn)
+    clips_arn = _ensure_state_machine(
+        sfn, f"{app_name}-{stage}-clips",
+        render_definition(arns, CLIPS_ASL_PATH, CLIPS_ASL_FUNCTIONS), states_role)
+    return Deployment(stage=stage, bucket=bucket, functions=arns, state_machine_arn=sm_arn,
+                      clips_state_machine_arn=clips_arn)

@@ -10,11 +10,19 @@
   the emulator looks the handler up by function name.
 - S3 notifications to Lambda are delivered asynchronously with retries, as
   AWS's async invocation does; moto's own path would need Docker.
-- Faults can be injected per function (tests of retries): `inject_fault`.
+- Faults can be injected per function (tests of retries): `inject_fault`;
+  and per storage request: `STORAGE_FAULTS.inject` answers the next matching
+  S3 requests with an error (500 InternalError by default) before moto sees them.
+- Presigned URLs are checked as S3 checks them: expired ones are refused, and
+  a URL signed with the stack's own key is valid for its method, key and
+  query only (moto alone accepts any signature).
 """
 from __future__ import annotations
 
 import base64
+import datetime as dt
+import hashlib
+import hmac
 import importlib
 import json
 import logging
@@ -27,6 +35,7 @@ from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Callable
+from urllib.parse import parse_qsl, quote
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +76,7 @@ class Dispatcher:
         self._lock = threading.Lock()
         self._faults: dict[str, list[Any]] = defaultdict(list)
         self.invocations: dict[str, int] = defaultdict(int)
+        self.in_flight: dict[str, int] = defaultdict(int)
         self.async_pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="lambda-async")
 
     # -- faults, for tests
@@ -79,6 +89,11 @@ class Dispatcher:
     def clear_faults(self) -> None:
         with self._lock:
             self._faults.clear()
+
+    def pending_faults(self, function_name: str) -> int:
+        """Injected faults not yet served."""
+        with self._lock:
+            return len(self._faults.get(function_name) or [])
 
     def _take_fault(self, function_name: str) -> Any:
         with self._lock:
@@ -103,6 +118,8 @@ class Dispatcher:
         context = LambdaContext(function_name=name, memory_limit_in_mb=int(fn.memory_size or 128),
                                 invoked_function_arn=fn.function_arn, timeout_s=int(fn.timeout or 3),
                                 aws_request_id=str(uuid.uuid4()))
+        with self._lock:
+            self.in_flight[name] += 1
         try:
             if isinstance(fault, BaseException):
                 raise fault
@@ -111,6 +128,9 @@ class Dispatcher:
             logger.warning("lambda %s failed: %s: %s", name, type(exc).__name__, exc)
             return False, {"errorType": type(exc).__name__, "errorMessage": str(exc),
                            "stackTrace": traceback.format_exception(exc)[-5:]}
+        finally:
+            with self._lock:
+                self.in_flight[name] -= 1
 
     def service_fault(self, function_name: str) -> tuple[str, int] | None:
         """A pending ("service", code, status) fault for this function, if any."""
@@ -136,6 +156,108 @@ class Dispatcher:
 
 
 DISPATCHER = Dispatcher()
+
+
+class StorageFaults:
+    """S3 requests answered with an error before moto sees them (tests of storage hiccups)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._rules: list[dict] = []
+        self.served = 0
+
+    def inject(self, method: str, path_contains: str, *, times: int = 1, status: int = 500,
+               code: str = "InternalError") -> None:
+        """Answer the next `times` `method` requests whose path contains `path_contains`."""
+        with self._lock:
+            self._rules.append({"method": method.upper(), "path": path_contains, "left": times,
+                                "status": status, "code": code})
+
+    def clear(self) -> None:
+        with self._lock:
+            self._rules.clear()
+
+    def take(self, method: str, path: str) -> dict | None:
+        with self._lock:
+            for rule in self._rules:
+                if rule["left"] > 0 and rule["method"] == method and rule["path"] in path:
+                    rule["left"] -= 1
+                    self.served += 1
+                    return rule
+        return None
+
+
+STORAGE_FAULTS = StorageFaults()
+
+
+def _s3_error(start_response: Callable, status: int, code: str, message: str) -> list[bytes]:
+    body = (f'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>{code}</Code>'
+            f"<Message>{message}</Message><RequestId>{uuid.uuid4()}</RequestId></Error>").encode()
+    reason = {403: "Forbidden", 500: "Internal Server Error", 503: "Service Unavailable"}.get(status, "Error")
+    start_response(f"{status} {reason}", [("Content-Type", "application/xml"),
+                                          ("Content-Length", str(len(body)))])
+    return [body]
+
+
+def presigned_problem(environ: dict) -> tuple[str, str] | None:
+    """(code, message) if the request carries a presigned query S3 would refuse."""
+    params = dict(parse_qsl(environ.get("QUERY_STRING", ""), keep_blank_values=True))
+    if "X-Amz-Signature" not in params:
+        return None
+    try:
+        signed_at = dt.datetime.strptime(params["X-Amz-Date"], "%Y%m%dT%H%M%SZ").replace(tzinfo=dt.timezone.utc)
+        expires = int(params["X-Amz-Expires"])
+        access_key, scope = params["X-Amz-Credential"].split("/", 1)
+    except (KeyError, ValueError):
+        return "AuthorizationQueryParametersError", "Malformed presigned query"
+    if dt.datetime.now(dt.timezone.utc) > signed_at + dt.timedelta(seconds=expires):
+        return "AccessDenied", "Request has expired"
+    if access_key != os.environ.get("AWS_ACCESS_KEY_ID") or not os.environ.get("AWS_SECRET_ACCESS_KEY"):
+        return None  # someone else's key: moto accepts any credentials
+    expected = _presigned_signature(environ, params, scope)
+    if not hmac.compare_digest(expected, params["X-Amz-Signature"]):
+        return "SignatureDoesNotMatch", "The request signature we calculated does not match the signature you provided."
+    return None
+
+
+def _presigned_signature(environ: dict, params: dict, scope: str) -> str:
+    """SigV4 query signature of this request (method, raw path, query, signed headers)."""
+    raw_path = (environ.get("RAW_URI") or environ.get("REQUEST_URI") or environ.get("PATH_INFO", "/")).split("?", 1)[0]
+    query = "&".join(f"{quote(k, safe='-_.~')}={quote(v, safe='-_.~')}"
+                     for k, v in sorted(parse_qsl(environ.get("QUERY_STRING", ""), keep_blank_values=True))
+                     if k != "X-Amz-Signature")
+    names = params.get("X-Amz-SignedHeaders", "host").split(";")
+
+    def header(name: str) -> str:
+        key = {"content-type": "CONTENT_TYPE", "content-length": "CONTENT_LENGTH"}.get(
+            name, "HTTP_" + name.upper().replace("-", "_"))
+        return " ".join(str(environ.get(key, "")).split())
+
+    canonical = "\n".join([environ["REQUEST_METHOD"], raw_path, query,
+                           "".join(f"{n}:{header(n)}\n" for n in names), ";".join(names),
+                           "UNSIGNED-PAYLOAD"])
+    to_sign = "\n".join(["AWS4-HMAC-SHA256", params["X-Amz-Date"], scope,
+                         hashlib.sha256(canonical.encode()).hexdigest()])
+    key = ("AWS4" + os.environ["AWS_SECRET_ACCESS_KEY"]).encode()
+    for part in scope.split("/"):
+        key = hmac.new(key, part.encode(), hashlib.sha256).digest()
+    return hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
+
+
+def storage_checks(app: Callable) -> Callable:
+    """WSGI middleware in front of moto: injected storage faults, then presigned URL checks."""
+
+    def wrapped(environ: dict, start_response: Callable) -> Any:
+        path = environ.get("PATH_INFO", "")
+        fault = STORAGE_FAULTS.take(environ.get("REQUEST_METHOD", ""), path)
+        if fault:
+            return _s3_error(start_response, fault["status"], fault["code"], "Injected fault")
+        problem = presigned_problem(environ)
+        if problem:
+            return _s3_error(start_response, 403, *problem)
+        return app(environ, start_response)
+
+    return wrapped
 
 
 def _install_lambda_backend() -> None:
@@ -186,6 +308,24 @@ def _install_s3_notifications() -> None:
     notifications._invoke_awslambda = invoke_awslambda
 
 
+def _checked_server_class() -> type:
+    """moto's threaded server with `storage_checks` in front of its WSGI app."""
+    from moto.moto_server.threaded_moto_server import ThreadedMotoServer
+    from moto.moto_server.werkzeug_app import (DomainDispatcherApplication, MotoRequestHandler,
+                                               create_backend_app)
+    from werkzeug.serving import make_server
+
+    class CheckedMotoServer(ThreadedMotoServer):
+        def _server_entry(self) -> None:
+            app = storage_checks(DomainDispatcherApplication(create_backend_app))
+            self._server = make_server(self._ip_address, self._port, app, True,
+                                       request_handler=MotoRequestHandler)
+            self._server_ready_event.set()
+            self._server.serve_forever()
+
+    return CheckedMotoServer
+
+
 class Emulator:
     """moto's server on host:port with our Lambda dispatch installed."""
 
@@ -201,7 +341,6 @@ class Emulator:
         # The ASL interpreter calls Lambda through this port.
         os.environ["MOTO_PORT"] = str(self.port)
         from moto.core.config import default_user_config
-        from moto.server import ThreadedMotoServer
 
         # The interpreter logs every failed execution at ERROR; executions are
         # inspected through the API instead.
@@ -210,7 +349,7 @@ class Emulator:
         default_user_config["lambda"] = {"use_docker": False}
         _install_lambda_backend()
         _install_s3_notifications()
-        self._server = ThreadedMotoServer(ip_address=self.host, port=self.port, verbose=False)
+        self._server = _checked_server_class()(ip_address=self.host, port=self.port, verbose=False)
         self._server.start()
         return self
 

@@ -137,6 +137,8 @@ class Stack:
                                  runtime_env=self.env)
         self.env["STATE_MACHINE_ARN"] = self.deployment.state_machine_arn
         os.environ["STATE_MACHINE_ARN"] = self.deployment.state_machine_arn
+        self.env["CLIPS_STATE_MACHINE_ARN"] = self.deployment.clips_state_machine_arn
+        os.environ["CLIPS_STATE_MACHINE_ARN"] = self.deployment.clips_state_machine_arn
         reset_settings()
         if api:
             self._start_api()
@@ -203,7 +205,17 @@ def test_config(tmp: Path | None = None) -> StackConfig:
     """A throwaway stack on free ports (what the test suite starts)."""
     tmp = tmp or Path(tempfile.mkdtemp(prefix="clipstream-test-"))
     return StackConfig(emulator_port=free_port(), api_port=free_port(), pg_port=free_port(),
-                       certs_port=free_port(), data_dir=tmp)
+                       certs_port=free_port(), data_dir=tmp,
+                       extra_env={"RATE_LIMITS": _suite_rate_limits()})
+
+
+# The suite signs in hundreds of users from one address and its fuzzer sends
+# thousands of requests a minute as one user: product limits would turn those
+# cases into 429s that never reach the routes. The limiter still counts every
+# request; tests/api/test_ratelimit.py sets low limits to prove it refuses.
+def _suite_rate_limits() -> str:
+    from chalicelib.config import DEFAULT_RATE_LIMITS
+    return ",".join(f"{group}=1000000/60" for group in DEFAULT_RATE_LIMITS)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -13,8 +13,9 @@ ROOT="$(cd "$HERE/../.." && pwd)"
 OUT="${1:-$ROOT/build/layers/ml}"
 PYTHON="${PYTHON:-python3}"
 
-# Lambda runs manylinux x86_64 CPython 3.11 wheels.
-PIP_TARGET_OPTS=(--only-binary=:all: --python-version 3.11 --implementation cp
+# Lambda's python3.12 runtime (Amazon Linux 2023, glibc 2.34): these wheels need glibc 2.27-2.28,
+# which python3.11's Amazon Linux 2 lacks. `make package` builds its layers with infra/aws/layers.py.
+PIP_TARGET_OPTS=(--only-binary=:all: --python-version 3.12 --implementation cp
                  --platform manylinux2014_x86_64 --platform manylinux_2_28_x86_64)
 
 mkdir -p "$OUT"

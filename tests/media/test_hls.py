@@ -137,3 +137,64 @@ def test_portrait_clip_without_audio_both_ways(media_dir: Path) -> None:
         assert (r.width, r.height) == (180, 320)
         assert r.codecs.startswith("avc1.") and "mp4a" not in r.codecs
     assert not probe(media_dir / "hls-portrait" / "480p.m3u8").has_audio
+
+
+@pytest.mark.slow
+def test_side_outputs_come_from_the_same_decode(media_dir: Path) -> None:
+    """Thumbnail candidates and the 16 kHz speech WAV are extra outputs of the ladder's process."""
+    import wave
+
+    import numpy as np
+
+    from chalicelib.media import thumbnails
+    from chalicelib.media.hls import SideOutputs
+
+    # Black for the first 3 s (no audio in black_then_scene): add a 5 s audio bed.
+    pic = clips.black_then_scene(media_dir / "side-pic.mp4", black_s=3.0, scene_s=2.0,
+                                 size=(640, 360))
+    bed = clips.audio_bed(media_dir / "side-bed.wav", 5.0)
+    src = media_dir / "side.mp4"
+    clips.ffmpeg("-i", str(pic), "-i", str(bed), "-map", "0:v", "-map", "1:a", "-c:v", "copy",
+                 "-c:a", "aac", "-shortest", str(src))
+    info = probe(src)
+    side = SideOutputs(frames=media_dir / "side.rgb",
+                       frame_times=tuple(thumbnails.candidate_times(info)),
+                       frame_size=thumbnails.thumb_size(info), speech_wav=media_dir / "side.wav")
+    result = transcode_hls(src, media_dir / "hls-side", info, timeout_s=60, side=side)
+    w, h = side.frame_size
+    assert (w, h) == (640, 360)
+    assert len(result.frame_times) == len(thumbnails.CANDIDATE_POSITIONS)
+    assert side.frames.stat().st_size == len(result.frame_times) * w * h * 3
+    # Each raw frame is the picture at its time: black before 3 s, the scene after.
+    raw = np.fromfile(side.frames, np.uint8).reshape(-1, h, w, 3)
+    for t, frame in zip(result.frame_times, raw, strict=True):
+        assert (frame.mean() < 5) == (t < 3.0), (t, frame.mean())
+    chosen = thumbnails.best_raw_frame(side.frames, side.frame_size, result.frame_times,
+                                       media_dir / "side.jpg")
+    assert chosen.time_s >= 3.0 and chosen.mean_luma > thumbnails.MIN_MEAN_LUMA
+    with wave.open(str(side.speech_wav)) as wav:
+        assert (wav.getnchannels(), wav.getframerate(), wav.getsampwidth()) == (1, 16000, 2)
+        assert wav.getnframes() / 16000 == pytest.approx(info.duration_s, abs=0.1)
+    # The extra outputs stay out of the HLS tree.
+    out = media_dir / "hls-side"
+    assert sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()) == result.files
+
+
+@pytest.mark.slow
+def test_segments_are_reported_finished_while_ffmpeg_still_runs(media_dir: Path) -> None:
+    """on_segment names each segment once it is complete, before the process exits."""
+    src = clips.make_clip(media_dir / "watch.mp4", scene="testsrc2", duration=14.0,
+                          size=(640, 360), fps=30)
+    seen: dict[str, int] = {}
+
+    def on_segment(rel: str) -> None:
+        seen[rel] = (out / rel).stat().st_size
+
+    out = media_dir / "hls-watch"
+    result = transcode_hls(src, out, probe(src), timeout_s=120, segment_s=2, on_segment=on_segment)
+    segments = [f for f in result.files if f.endswith(".m4s")]
+    # Segments are reported during the run, never a rendition's last (complete only when
+    # ffmpeg exits: the caller takes it from the result), and whole when reported.
+    lasts = {max(f for f in segments if f.startswith(f"segments/{r.name}_")) for r in result.renditions}
+    assert seen and set(seen) <= set(segments) - lasts
+    assert all(size == (out / rel).stat().st_size for rel, size in seen.items())

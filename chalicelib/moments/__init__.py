@@ -1,0 +1,1 @@
+"""Highlights: finding moments in a clip from its speech and sound, refining them, cutting clips."""

@@ -1,0 +1,1 @@
+"""Conflict-free editing of video metadata from several devices (CRDT + operation log)."""

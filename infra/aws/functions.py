@@ -1,0 +1,192 @@
+"""What each function is given in AWS: package, sizing and grants.
+
+Memory and timeout come from .chalice/config.json (Chalice writes them into
+the template); the entries here add what Chalice cannot say: the container
+image, ephemeral storage, layers, and the role's grants.
+
+Packaging, from the sizes measured by tests/deploy/test_sizes.py (MiB,
+unzipped; Lambda refuses a zip function whose code plus layers reach 250 MiB):
+
+  Chalice deployment package (app + requirements.txt)      ~35
+  FFmpeg binary (imageio-ffmpeg)                          ~165
+  numpy (+ its OpenBLAS) / Pillow                       ~51 / ~22
+  onnxruntime + tokenizers                                 ~70
+  all-MiniLM-L6-v2 ONNX graph                              ~87
+  faster-whisper runtime (ctranslate2, PyAV) + Whisper    ~330
+
+so the functions that run FFmpeg (dedup, transcode; transcribe also runs
+Whisper) cannot be zip functions at all: they run the container image built
+by layers/transcode/Dockerfile (10 GB limit). The embedding functions fit as
+zip + the `embed` layer, which keeps their cold start small. The rest need
+no layer.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from chalicelib.config import MAX_UPLOAD_BYTES
+from chalicelib.media import hls
+from infra.aws import iam
+
+MiB = 1024 * 1024
+LAMBDA_ZIP_LIMIT = 250 * MiB          # code + layers, unzipped (262,144,000 bytes)
+EMBED_MODEL_DIR = "/opt/models"       # where the embed layer's models/ lands
+
+# ------------------------------------------------------------------ transcode sizing
+# Sized for the largest upload the API accepts: 2 GB, 10 minutes of 1080p.
+SIZING_DURATION_S = 600
+# Lambda gives CPU in proportion to memory, up to 6 vCPUs at 10,240 MB. The
+# decode-once ladder took 38 s of wall time for 60 s of 1080p on 2 cores
+# (bench/), so 10 minutes would take ~380 s on 2 vCPUs plus up to 2 GB down
+# and ~1.3 GB up; at 6 vCPUs it is ~130-190 s, which leaves the 900 s cap
+# (Step Functions' TimeoutSeconds and FFmpeg's own wall-clock limit sit just
+# under it) about 4x headroom for slow sources. Memory itself is not the
+# constraint: three x264 encoders at 1080p use ~1.5 GB.
+TRANSCODE_MEMORY_MB = 10240
+TRANSCODE_TIMEOUT_S = 900
+
+
+def transcode_scratch_bytes(duration_s: int = SIZING_DURATION_S) -> int:
+    """/tmp the transcode step needs at most: the upload plus every rendition at its peak rate."""
+    fps_factor = hls.HIGH_FPS_FACTOR
+    peak_bps = sum(int(video * fps_factor * hls.MAXRATE_FACTOR) + audio for _, video, audio in hls.LADDER)
+    outputs = peak_bps * duration_s // 8
+    return MAX_UPLOAD_BYTES + outputs
+
+
+def ephemeral_mb(needed_bytes: int, headroom: float = 1.5) -> int:
+    """Ephemeral storage (MB, 512..10240) with headroom for thumbnails, temp files and the OS."""
+    mb = int(needed_bytes * headroom / MiB) + 1
+    return max(512, min(10240, -(-mb // 512) * 512))
+
+
+# ------------------------------------------------------------------ function table
+
+@dataclass(frozen=True)
+class FunctionSpec:
+    """How one function of the app is deployed."""
+    image: bool = False                 # run the media container image instead of the zip
+    layers: tuple[str, ...] = ()        # layer names (layers.LAYERS) for zip functions
+    memory: int | None = None           # overrides .chalice/config.json when set
+    timeout: int | None = None
+    ephemeral_mb: int = 512             # /tmp
+    environment: dict[str, str] = field(default_factory=dict)
+    grants: tuple[str, ...] = ()        # keys of grant_statements()
+    in_vpc: bool = True                 # reaches the database (RDS Proxy) inside the VPC
+    why: str = ""
+
+
+_EMBED_ENV = {"EMBED_MODEL_PATH": f"{EMBED_MODEL_DIR}/all-MiniLM-L6-v2.onnx"}
+_STEP = ("delete-video-objects",)  # every stage step removes what it wrote if its video was deleted
+
+PIPELINE_FUNCTIONS: dict[str, FunctionSpec] = {
+    "on_upload": FunctionSpec(grants=("head-raw", "start-pipeline"),
+                              why="S3 ObjectCreated on raw-uploads/ -> one execution per object"),
+    "pipeline_dedup": FunctionSpec(
+        image=True, ephemeral_mb=ephemeral_mb(MAX_UPLOAD_BYTES),
+        grants=("read-raw", "write-thumbnails", *_STEP),
+        why="streams the upload to /tmp (up to 2 GB), probes, fingerprints with FFmpeg + numpy"),
+    "pipeline_mark_duplicate": FunctionSpec(grants=("write-thumbnails",), why="marks -1"),
+    "pipeline_transcode": FunctionSpec(
+        image=True, memory=TRANSCODE_MEMORY_MB, timeout=TRANSCODE_TIMEOUT_S,
+        ephemeral_mb=ephemeral_mb(transcode_scratch_bytes()),
+        grants=("read-raw", "write-processed", "write-thumbnails", *_STEP),
+        why="FFmpeg HLS ladder, sized for a 2 GB, 10-minute 1080p upload (infra/aws/functions.py)"),
+    "pipeline_transcribe": FunctionSpec(
+        image=True, ephemeral_mb=ephemeral_mb(MAX_UPLOAD_BYTES),
+        grants=("read-raw", "read-processed", "write-transcripts", *_STEP),
+        why="Whisper (CTranslate2 + PyAV + the model) is ~330 MiB: image only"),
+    "pipeline_embed": FunctionSpec(layers=("embed",), environment=_EMBED_ENV,
+                                   grants=("write-embeddings", *_STEP),
+                                   why="ONNX embeddings + relations (numpy alignment)"),
+    "embed_query": FunctionSpec(layers=("embed",), environment=_EMBED_ENV, in_vpc=False,
+                                why="embeds search queries for the API: no database, no bucket"),
+    "pipeline_finalize": FunctionSpec(grants=("read-processed", "write-processed", *_STEP),
+                                      why="checks the outputs, processing_index 0"),
+    "pipeline_mark_failed": FunctionSpec(grants=_STEP, why="records the failure on the video"),
+    # stepfunctions/clips.asl.json: FFmpeg reads the upload through a presigned URL.
+    "clips_generate_moments": FunctionSpec(
+        image=True, grants=("read-raw", "replace-clips"),
+        why="moments from loudness, onsets and transcript words (FFmpeg + numpy): image"),
+    "clips_extract_clip": FunctionSpec(
+        image=True, ephemeral_mb=2048, grants=("read-raw", "write-clips", "replace-clips"),
+        why="frame-accurate clip cut with FFmpeg: image"),
+    "clips_finish_extraction": FunctionSpec(why="records the extraction's outcome (database only)"),
+    "clips_mark_extraction_failed": FunctionSpec(why="records the failure (database only)"),
+}
+
+# Functions the table does not know yet (being added elsewhere) get this: the
+# container image (it carries every library, so the handler can run) and no
+# grant beyond the baseline, until they are given an entry above.
+UNKNOWN_FUNCTION = FunctionSpec(image=True, ephemeral_mb=ephemeral_mb(MAX_UPLOAD_BYTES),
+                                why="not in infra/aws/functions.py yet: baseline role only")
+
+# Every API function also gets the baseline of iam.lambda_role (the database
+# secret included). tests/deploy/test_grants.py checks these against the AWS
+# calls each group's routes can reach.
+API_GRANTS: dict[str, tuple[str, ...]] = {
+    "system": ("head-bucket", "transcode-status"),
+    "auth": ("jwt",),
+    "webhooks": ("head-raw", "start-pipeline"),
+    "search": ("jwt", "read-thumbnails", "invoke-embed-query"),
+    "media": ("jwt", "read-processed", "read-thumbnails", "read-raw"),
+    "processing": ("jwt",),
+    "admin": ("jwt", "start-pipeline", "read-thumbnails", "list-bucket"),
+    "community": ("jwt",),
+    "social": ("jwt", "read-thumbnails"),
+    "relations": ("jwt", "read-thumbnails"),
+    "clips": ("jwt", "read-thumbnails", "read-clips", "start-clips"),
+    "ops": ("jwt", "watch-pipeline"),
+    "sync": ("jwt",),
+    "videos": ("jwt", "upload-raw", "read-thumbnails", "read-processed", "delete-video-objects",
+               "stop-pipeline", "stop-clips"),
+    "streams": ("jwt", "read-thumbnails", "delete-video-objects", "stop-pipeline", "stop-clips"),
+    "core": ("jwt",),
+}
+
+
+def grant_statements(grant: str, names: iam.Names) -> list[dict]:
+    """The IAM statements behind one grant name."""
+    pipeline = names.state_machine("pipeline")
+    table = {
+        "jwt": lambda: [iam.jwt_secret()],
+        "head-bucket": lambda: [iam.s3_list_bucket("HeadBucket", "the health check asks for the bucket "
+                                                   "(HeadBucket needs s3:ListBucket)")],
+        "list-bucket": lambda: [iam.s3_list_bucket("ListWholeBucket", "storage usage sums every object "
+                                                   "of the bucket (GET /system/storage)")],
+        "head-raw": lambda: [iam.s3_read("raw-uploads/", why="reads the upload's ETag and size "
+                                         "(HeadObject needs s3:GetObject)")],
+        "read-raw": lambda: [iam.s3_read("raw-uploads/", why="reads the upload: to process it, or to "
+                                         "serve it before its HLS ladder exists")],
+        "upload-raw": lambda: [iam.s3_write("raw-uploads/", why="presigned PUT/POST are signed with this "
+                                            "role, and small clips are written directly"),
+                               iam.s3_read("raw-uploads/", why="checks whether the upload arrived")],
+        "read-processed": lambda: [iam.s3_read("processed-videos/", why="playlists and presigned segments")],
+        "write-processed": lambda: [iam.s3_write("processed-videos/", why="writes the HLS ladder")],
+        "read-thumbnails": lambda: [iam.s3_read("thumbnails/", why="presigned thumbnail URLs")],
+        "write-thumbnails": lambda: [iam.s3_write("thumbnails/", why="writes thumbnails and overlays")],
+        "write-transcripts": lambda: [iam.s3_write("transcripts/", why="writes transcripts/{id}.json")],
+        "write-embeddings": lambda: [iam.s3_write("embeddings/", why="writes embeddings/{id}.json")],
+        "read-clips": lambda: [iam.s3_read("clips/", why="presigned clip URLs")],
+        "write-clips": lambda: [iam.s3_write("clips/", why="writes clips/{id}/...")],
+        "replace-clips": lambda: iam.s3_delete("clips/", why="a new generation replaces the earlier clips"),
+        "start-clips": lambda: [iam.start_execution(names.state_machine("clips"),
+                                                    "starts moment generation and clip extraction")],
+        "delete-video-objects": iam.s3_delete_video_objects,
+        "start-pipeline": lambda: [iam.start_execution(pipeline, "starts one processing execution "
+                                                       "per upload (and admin retries)")],
+        "stop-pipeline": lambda: iam.stop_executions(pipeline),
+        "stop-clips": lambda: iam.stop_executions(names.state_machine("clips")),
+        "transcode-status": lambda: [iam.function_status(
+            names.function("pipeline_transcode"), "/health reports whether the FFmpeg function is ready "
+            "(API functions carry no FFmpeg)")],
+        "watch-pipeline": lambda: iam.watch_executions(pipeline),
+        "invoke-embed-query": lambda: [iam.invoke(names.function("embed_query"),
+                                                  "the query vector comes from the embed_query function, "
+                                                  "so API functions never load a model")],
+    }
+    return table[grant]()
+
+
+def spec_for(name: str) -> FunctionSpec:
+    return PIPELINE_FUNCTIONS.get(name, UNKNOWN_FUNCTION)

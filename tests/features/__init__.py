@@ -1,0 +1,1 @@
+"""Highlights, clip extraction and conflict-free metadata editing (issue 8)."""
