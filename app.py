@@ -614,7 +614,7 @@ def minio_upload_complete() -> dict:
     from chalicelib.pipeline import start
     request = app.current_request
     _require_webhook_secret(request.headers.get("authorization", ""))
-    return start.handle_event(json_body(request))
+    return observability.uploads_started(start.handle_event(json_body(request)))
 
 
 # ---------------------------------------------------------------- pipeline steps

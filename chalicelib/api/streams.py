@@ -12,6 +12,7 @@ from typing import Any
 from psycopg2.extras import Json
 
 from chalicelib import access, db, video_deletion
+from chalicelib.api import moderation
 from chalicelib.api.http import parse_uuid
 from chalicelib.auth import users
 from chalicelib.auth.tokens import iso
@@ -176,6 +177,9 @@ def update_member(user: dict, stream_id: str, member_id: str, body: dict) -> dic
             _ensure_another_admin(cur, stream_id)
         cur.execute("UPDATE stream_members SET role = %s WHERE stream_id = %s AND user_id = %s",
                     (role, stream_id, target["user_id"]))
+        if role != target["role"]:
+            moderation.audit(cur, user, "member.role", "user", target["user_id"], stream_id,
+                             {"from": target["role"], "to": role})
         cur.execute(_MEMBER_SELECT + " WHERE m.stream_id = %s AND m.user_id = %s",
                     (stream_id, target["user_id"]))
         return _member(cur.fetchone())
@@ -194,6 +198,9 @@ def remove_member(user: dict, stream_id: str, member_id: str) -> None:
             _ensure_another_admin(cur, stream_id)
         cur.execute("DELETE FROM stream_members WHERE stream_id = %s AND user_id = %s",
                     (stream_id, target["user_id"]))
+        if not is_self:
+            moderation.audit(cur, user, "member.remove", "user", target["user_id"], stream_id,
+                             {"role": target["role"]})
 
 
 _MEMBER_SELECT = ("SELECT m.user_id, m.role, m.joined_at, u.name, u.email, u.avatar"

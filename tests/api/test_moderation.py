@@ -311,3 +311,19 @@ def test_a_ban_racing_a_join_never_leaves_a_banned_member(client, crew, make_use
         member = db.fetch_one("SELECT 1 FROM stream_members WHERE stream_id = %s AND user_id = %s",
                               (crew["sid"], joiner["id"]))
         assert banned and not member
+
+
+def test_member_role_changes_and_removals_are_audited(client, crew):
+    sid, viewer, fan = crew["sid"], crew["viewer"]["user"]["id"], crew["fan"]["user"]["id"]
+    assert call(client, "PUT", f"/streams/{sid}/members/{viewer}", crew["admin"], {"role": "creator"})[0] == 200
+    assert call(client, "PUT", f"/streams/{sid}/members/{viewer}", crew["admin"], {"role": "creator"})[0] == 200
+    assert call(client, "DELETE", f"/streams/{sid}/members/{fan}", crew["admin"])[0] == 204
+    assert call(client, "DELETE", f"/streams/{sid}/members/{viewer}", crew["viewer"])[0] == 204  # leaving
+    status, body = call(client, "GET", f"/streams/{sid}/audit", crew["admin"])
+    assert status == 200
+    members = [(e["action"], e["target"]["id"], e["details"], e["actor"]["id"]) for e in body["entries"]
+               if e["action"].startswith("member.")]
+    admin = crew["admin"]["user"]["id"]
+    assert members == [("member.remove", fan, {"role": "viewer"}, admin),                 # newest first
+                       ("member.role", viewer, {"from": "viewer", "to": "creator"}, admin)]  # no-op: no entry
+    assert audit_actions(client, crew, target_id=viewer) == ["member.role"]
