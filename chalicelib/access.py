@@ -89,6 +89,15 @@ def video_and_role(user: dict, video_id: Any, minimum: str = "viewer") -> tuple[
     return row, role
 
 
+def lock_video(cur: Any, video_id: str) -> dict:
+    """The live (not deleted) video row, locked for the caller's transaction; 404 otherwise."""
+    cur.execute("SELECT * FROM videos WHERE id = %s AND deleted_at IS NULL FOR UPDATE", (video_id,))
+    row = cur.fetchone()
+    if row is None:
+        raise NotFoundError("Video not found")
+    return row
+
+
 def lock_stream_role(cur: Any, user: dict, stream_id: Any, minimum: str = "viewer") -> str:
     """require_stream_role inside the caller's transaction, locking the stream row.
 

@@ -178,11 +178,7 @@ def unhide_video(user: dict, video_id: str) -> dict:
 def _hide(user: dict, video_id: str, hidden: bool, reason: str) -> dict:
     vid = parse_uuid(video_id, "Video")
     with db.transaction() as cur:
-        cur.execute("SELECT id, stream_id FROM videos WHERE id = %s AND deleted_at IS NULL FOR UPDATE",
-                    (vid,))
-        video = cur.fetchone()
-        if video is None:
-            raise NotFoundError("Video not found")
+        video = access.lock_video(cur, vid)
         _check_moderator(cur, user, video["stream_id"])
         row = _set_hidden(cur, user, vid, video["stream_id"], hidden, reason)
     return {"video_id": vid, "hidden": row["hidden_at"] is not None, "hidden_at": iso(row["hidden_at"]),

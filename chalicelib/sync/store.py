@@ -18,8 +18,8 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
-from chalicelib import db
-from chalicelib.errors import ConflictError, NotFoundError, ValidationError
+from chalicelib import access, db
+from chalicelib.errors import ConflictError, ValidationError
 from chalicelib.sync import crdt
 
 MAX_TAGS = 20
@@ -98,11 +98,7 @@ def apply_edits(video_id: str, user_id: str, actor: str, edits: list[Edit], *,
     client's clock or version raises a 409 instead of merging.
     """
     with db.transaction() as cur:
-        cur.execute("SELECT * FROM videos WHERE id = %s AND deleted_at IS NULL FOR UPDATE",
-                    (video_id,))
-        row = cur.fetchone()
-        if row is None:
-            raise NotFoundError("Video not found")
+        row = access.lock_video(cur, video_id)
         server_clock = dict(row["vector_clock"] or {})
         if client_clock is None:
             # A version only names the state the client saw; no clock at all: the latest.

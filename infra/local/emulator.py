@@ -64,10 +64,6 @@ class LambdaContext:
         return max(0, int((self._deadline - time.monotonic()) * 1000))
 
 
-class InjectedFault(Exception):
-    """A fault a test asked the emulator to raise."""
-
-
 class Dispatcher:
     """Runs Lambda functions by name with the handler their configuration names."""
 
