@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from chalicelib import db
+from chalicelib.auth.tokens import iso
 from chalicelib.config import get_settings
 from chalicelib.errors import NotFoundError, ValidationError
 
@@ -45,10 +46,6 @@ def _state_machine_arn() -> str:
     if not arn:
         raise NotFoundError("No state machine is configured (STATE_MACHINE_ARN)")
     return arn
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value else None
 
 
 def _seconds(start: datetime | None, end: datetime | None) -> float | None:
@@ -81,8 +78,8 @@ def _execution(summary: dict, video: dict | None, runs: list[dict]) -> dict:
         "name": summary["name"],
         "arn": summary["executionArn"],
         "status": summary["status"],
-        "started_at": _iso(summary.get("startDate")),
-        "stopped_at": _iso(summary.get("stopDate")),
+        "started_at": iso(summary.get("startDate")),
+        "stopped_at": iso(summary.get("stopDate")),
         "seconds": _seconds(summary.get("startDate"), summary.get("stopDate")),
         "video_id": str(video["video_id"]) if video else None,
         "title": video["title"] if video else None,
@@ -161,7 +158,7 @@ def states_from_history(events: list[dict]) -> tuple[list[dict], dict | None]:
         elif current is not None and (failure := _failure(event)) is not None:
             current["error"], current["status"] = failure, "failed"
     out = [{**s, "seconds": _seconds(s["entered_at"], s["exited_at"]),
-            "entered_at": _iso(s["entered_at"]), "exited_at": _iso(s["exited_at"])} for s in states]
+            "entered_at": iso(s["entered_at"]), "exited_at": iso(s["exited_at"])} for s in states]
     return out, execution_error
 
 
@@ -183,7 +180,7 @@ def _stage_runs_of(names: list[str]) -> dict[str, list[dict]]:
             " FROM stage_runs WHERE execution_name = ANY(%s) ORDER BY started_at, id", (names,)):
         out.setdefault(r["execution_name"], []).append({
             "stage": r["stage"], "status": r["status"], "resumed": r["resumed"],
-            "started_at": _iso(r["started_at"]), "seconds": _seconds(r["started_at"], r["finished_at"]),
+            "started_at": iso(r["started_at"]), "seconds": _seconds(r["started_at"], r["finished_at"]),
             "error": r["error"]})
     return out
 
