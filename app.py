@@ -17,7 +17,7 @@ from chalicelib.api import analytics, moderation
 from chalicelib.api import moments, sync
 from chalicelib import ratelimit
 from chalicelib.api import console, metrics
-from chalicelib import observability
+from chalicelib import aws, observability
 from chalicelib.api.http import chalice_error_to_contract, handles_errors, json_body, paging, parse_uuid
 from chalicelib.auth.users import current_user, require_platform_admin
 from chalicelib.config import get_settings
@@ -31,6 +31,16 @@ app.api.binary_types.extend(sorted({t for types in uploads.CONTENT_TYPES.values(
 @app.middleware("http")
 def contract_errors(event: Any, get_response: Any) -> Response:
     return chalice_error_to_contract(get_response(event))
+
+
+@app.middleware("http")
+def route_role(event: Any, get_response: Any) -> Response:
+    """Locally, run the route as the role of the function that serves it in AWS (no-op in AWS)."""
+    credentials = aws.route_credentials(event.context.get("resourcePath"))
+    if credentials is None:
+        return get_response(event)
+    with aws.acting_as(credentials):
+        return get_response(event)
 
 
 # ---------------------------------------------------------------- system

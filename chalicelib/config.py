@@ -64,6 +64,9 @@ class Settings:
     minio_webhook_secret: str = ""
     public_base_url: str = "http://127.0.0.1:8000"
     presign_ttl_s: int = 900
+    # The local stack only: each API route group's role credentials (JSON), so a route runs as
+    # the role that serves it in AWS. Unset in AWS, where each group is its own function.
+    local_api_credentials: str = ""
     rate_limits: dict[str, tuple[int, int]] = field(default_factory=lambda: dict(DEFAULT_RATE_LIMITS))
 
 
@@ -95,6 +98,7 @@ def get_settings() -> Settings:
         minio_webhook_secret=env.get("MINIO_WEBHOOK_SECRET", ""),
         public_base_url=env.get("PUBLIC_BASE_URL", "http://127.0.0.1:8000").rstrip("/"),
         presign_ttl_s=int(env.get("PRESIGN_TTL_SECONDS", "900")),
+        local_api_credentials=env.get("LOCAL_API_CREDENTIALS", ""),
         rate_limits=parse_rate_limits(env.get("RATE_LIMITS")),
     )
 

@@ -6,14 +6,14 @@ the endpoint differs. Clients are created once per container and reused.
 from __future__ import annotations
 
 import logging
-from functools import lru_cache
+import re
+from contextlib import contextmanager
 from typing import Any, Iterator
 
-import boto3
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from chalicelib.config import get_settings
+from chalicelib import aws
+from chalicelib.config import ALLOWED_EXTENSIONS, get_settings
 
 logger = logging.getLogger(__name__)
 
@@ -27,13 +27,34 @@ PREFIXES = (RAW_PREFIX, PROCESSED_PREFIX, THUMBNAIL_PREFIX, TRANSCRIPT_PREFIX,
             EMBEDDING_PREFIX, CLIP_PREFIX)
 
 
-class StorageUnavailable(Exception):
-    """The object store cannot be reached."""
+class StorageError(Exception):
+    """A storage call failed; the subclasses say how."""
+
+
+class StorageUnavailable(StorageError):
+    """The object store cannot be reached, or answered "later" (5xx, throttling)."""
+
+
+class ObjectMissing(StorageError):
+    """No object under that key."""
+
+
+class StorageDenied(StorageError):
+    """Storage refused the call (the role's policy, a bad or expired signature)."""
 
 
 # Key layout (reference/001).
 def raw_key(video_id: str, ext: str) -> str:
     return f"{RAW_PREFIX}{video_id}.{ext}"
+
+
+_RAW_KEY = re.compile(r"^%s([0-9a-f-]{36})\.(%s)$" % (re.escape(RAW_PREFIX), "|".join(ALLOWED_EXTENSIONS)))
+
+
+def parse_raw_key(key: str) -> tuple[str, str] | None:
+    """(video id, extension) of a key `raw_key` built; None for any other key."""
+    match = _RAW_KEY.match(key)
+    return (match.group(1), match.group(2)) if match else None
 
 
 def processed_prefix(video_id: str) -> str:
@@ -78,32 +99,47 @@ def video_prefixes(video_id: str) -> list[str]:
             embedding_key(video_id), f"{RAW_PREFIX}{video_id}."]
 
 
-def _client_config() -> Config:
-    return Config(
-        signature_version="s3v4",
-        s3={"addressing_style": "path"},
-        retries={"max_attempts": 3, "mode": "standard"},
-        connect_timeout=5,
-        read_timeout=60,
-    )
-
-
-@lru_cache(maxsize=1)
 def s3_client() -> Any:
-    """The S3 client this container uses for its own reads and writes."""
-    s = get_settings()
-    return boto3.client("s3", region_name=s.region, endpoint_url=s.s3_endpoint_url,
-                        config=_client_config())
+    """The S3 client this container (or, locally, this function's role) uses."""
+    return aws.client("s3")
 
 
-@lru_cache(maxsize=1)
 def presign_client() -> Any:
     """A client whose signatures name the endpoint clients can reach."""
-    s = get_settings()
-    if not s.s3_public_endpoint_url:
-        return s3_client()
-    return boto3.client("s3", region_name=s.region, endpoint_url=s.s3_public_endpoint_url,
-                        config=_client_config())
+    return aws.client("s3", public=True)
+
+
+def _missing(exc: ClientError) -> bool:
+    return exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound")
+
+
+def translate(exc: ClientError) -> Exception:
+    """The domain error for a storage ClientError: missing, denied, unavailable, or the error itself."""
+    error = exc.response.get("Error", {})
+    code = error.get("Code", "")
+    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
+    if _missing(exc):
+        return ObjectMissing(error.get("Key") or error.get("Message") or code)
+    if code in ("AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken",
+                "InvalidToken") or status == 403:
+        return StorageDenied(f"{code}: {error.get('Message', '')}".strip())
+    if status >= 500 or code in _UNAVAILABLE_CODES:
+        return StorageUnavailable(f"{code}: {error.get('Message', '')}".strip())
+    return exc
+
+
+_UNAVAILABLE_CODES = {"InternalError", "ServiceUnavailable", "SlowDown", "RequestTimeout"}
+
+
+@contextmanager
+def _errors() -> Iterator[None]:
+    """Every storage call below answers in domain errors."""
+    try:
+        yield
+    except ClientError as exc:
+        raise translate(exc) from exc
+    except BotoCoreError as exc:
+        raise StorageUnavailable(str(exc)) from exc
 
 
 def presigned_get(key: str, expires_s: int | None = None, **params: Any) -> str:
@@ -114,49 +150,118 @@ def presigned_get(key: str, expires_s: int | None = None, **params: Any) -> str:
         ExpiresIn=expires_s or s.presign_ttl_s)
 
 
-def presigned_put(key: str, content_type: str, expires_s: int | None = None) -> str:
-    """A short-lived PUT URL for exactly one key and content type."""
+def presigned_put(key: str, content_type: str, size_bytes: int, expires_s: int | None = None) -> str:
+    """A short-lived PUT URL for exactly one key, content type and size, that never overwrites.
+
+    Content-Length, Content-Type and `If-None-Match: *` are signed headers: storage
+    refuses a body of another size or type, and a second PUT once the object exists.
+    """
     s = get_settings()
     return presign_client().generate_presigned_url(
-        "put_object", Params={"Bucket": s.bucket, "Key": key, "ContentType": content_type},
+        "put_object", Params={"Bucket": s.bucket, "Key": key, "ContentType": content_type,
+                              "ContentLength": size_bytes, "IfNoneMatch": "*"},
         ExpiresIn=expires_s or s.presign_ttl_s)
 
 
-def presigned_post(key: str, content_type: str, max_bytes: int,
+def presigned_put_headers(content_type: str) -> dict[str, str]:
+    """The headers a client sends with `presigned_put` (Content-Length is the body's own)."""
+    return {"Content-Type": content_type, "If-None-Match": "*"}
+
+
+def presigned_post(key: str, content_type: str, size_bytes: int,
                    expires_s: int | None = None) -> dict[str, Any]:
-    """A presigned POST whose policy fixes the key and content type and caps the size."""
+    """A presigned POST whose policy fixes the key, the content type and the exact size."""
     s = get_settings()
     return presign_client().generate_presigned_post(
         Bucket=s.bucket, Key=key,
         Fields={"Content-Type": content_type},
         Conditions=[{"Content-Type": content_type},
-                    ["content-length-range", 1, max_bytes]],
+                    ["content-length-range", size_bytes, size_bytes]],
         ExpiresIn=expires_s or s.presign_ttl_s)
+
+
+def open_object(key: str) -> Any:
+    """The object's streaming body (read it, iterate `iter_chunks`, close it); ObjectMissing if absent."""
+    with _errors():
+        return s3_client().get_object(Bucket=get_settings().bucket, Key=key)["Body"]
+
+
+def get_object(key: str) -> dict:
+    """GetObject's whole answer (Body, ETag, ContentType ...); ObjectMissing if absent."""
+    with _errors():
+        return s3_client().get_object(Bucket=get_settings().bucket, Key=key)
+
+
+def read_bytes(key: str) -> bytes:
+    """A small object's bytes; ObjectMissing if absent."""
+    body = open_object(key)
+    try:
+        with _errors():
+            return body.read()
+    finally:
+        body.close()
+
+
+def read_text(key: str) -> str:
+    return read_bytes(key).decode()
+
+
+def put_bytes(key: str, body: bytes, content_type: str, cache_control: str | None = None) -> None:
+    """Store a small object in one PUT."""
+    extra = {"CacheControl": cache_control} if cache_control else {}
+    with _errors():
+        s3_client().put_object(Bucket=get_settings().bucket, Key=key, Body=body,
+                               ContentType=content_type, **extra)
+
+
+def upload_file(path: str, key: str, content_type: str, cache_control: str | None = None) -> None:
+    """Store a file (multipart above botocore's threshold)."""
+    extra = {"ContentType": content_type, **({"CacheControl": cache_control} if cache_control else {})}
+    with _errors():
+        s3_client().upload_file(str(path), get_settings().bucket, key, ExtraArgs=extra)
+
+
+def upload_stream(fileobj: Any, key: str, content_type: str, cache_control: str | None,
+                  part_bytes: int, concurrency: int = 4) -> None:
+    """Store a readable stream as a multipart upload of `part_bytes` parts (nothing on /tmp)."""
+    from boto3.s3.transfer import TransferConfig
+    config = TransferConfig(multipart_threshold=part_bytes, multipart_chunksize=part_bytes,
+                            max_concurrency=concurrency)
+    extra = {"ContentType": content_type, **({"CacheControl": cache_control} if cache_control else {})}
+    with _errors():
+        s3_client().upload_fileobj(fileobj, get_settings().bucket, key, Config=config, ExtraArgs=extra)
+
+
+def delete(key: str) -> None:
+    """Delete one object (absent is fine)."""
+    with _errors():
+        s3_client().delete_object(Bucket=get_settings().bucket, Key=key)
 
 
 def head(key: str) -> dict | None:
     """The object's metadata, or None when it does not exist."""
     try:
-        return s3_client().head_object(Bucket=get_settings().bucket, Key=key)
-    except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
-            return None
-        raise
+        with _errors():
+            return s3_client().head_object(Bucket=get_settings().bucket, Key=key)
+    except ObjectMissing:
+        return None
 
 
 def check_bucket() -> None:
     """Raise StorageUnavailable unless the bucket answers."""
     try:
-        s3_client().head_bucket(Bucket=get_settings().bucket)
-    except (ClientError, BotoCoreError) as exc:
+        with _errors():
+            s3_client().head_bucket(Bucket=get_settings().bucket)
+    except StorageError as exc:
         raise StorageUnavailable(str(exc)) from exc
 
 
 def iter_objects(prefix: str) -> Iterator[dict]:
     """Every object under a prefix, page by page."""
     paginator = s3_client().get_paginator("list_objects_v2")
-    for page in paginator.paginate(Bucket=get_settings().bucket, Prefix=prefix):
-        yield from page.get("Contents", [])
+    with _errors():
+        for page in paginator.paginate(Bucket=get_settings().bucket, Prefix=prefix):
+            yield from page.get("Contents", [])
 
 
 def delete_prefix(prefix: str) -> int:
@@ -167,10 +272,20 @@ def delete_prefix(prefix: str) -> int:
     for obj in iter_objects(prefix):
         batch.append({"Key": obj["Key"]})
         if len(batch) == 1000:
-            s3_client().delete_objects(Bucket=bucket, Delete={"Objects": batch, "Quiet": True})
-            deleted += len(batch)
+            deleted += _delete_batch(bucket, batch)
             batch = []
     if batch:
-        s3_client().delete_objects(Bucket=bucket, Delete={"Objects": batch, "Quiet": True})
-        deleted += len(batch)
+        deleted += _delete_batch(bucket, batch)
     return deleted
+
+
+def _delete_batch(bucket: str, batch: list[dict]) -> int:
+    """DeleteObjects answers 200 with per-key errors: any error is raised, not ignored."""
+    with _errors():
+        resp = s3_client().delete_objects(Bucket=bucket, Delete={"Objects": batch, "Quiet": True})
+    errors = resp.get("Errors") or []
+    if errors:
+        first = errors[0]
+        raise translate(ClientError({"Error": {"Code": first.get("Code", ""), "Message": first.get("Message", ""),
+                                               "Key": first.get("Key")}}, "DeleteObjects"))
+    return len(batch)

@@ -11,7 +11,7 @@ import logging
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from chalicelib import access, db, storage
+from chalicelib import access, aws, db, storage
 from chalicelib.config import get_settings
 from chalicelib.errors import UnavailableError
 
@@ -48,12 +48,10 @@ def delete_stream_videos(user: dict, stream_id: str) -> None:
 
 def stop_executions(video_id: str) -> int:
     """Stop the video's running executions; how many were asked to stop."""
-    from chalicelib.pipeline.start import sfn_client
-
     rows = db.fetch_all(
         "SELECT execution_name, execution_arn FROM pipeline_executions"
         " WHERE video_id = %s AND status = ANY(%s)", (video_id, list(_ACTIVE)))
-    client = sfn_client()
+    client = aws.client("stepfunctions")
     for row in rows:
         arn = row["execution_arn"] or _execution_arn(row["execution_name"])
         if arn:
@@ -68,15 +66,13 @@ def stop_executions(video_id: str) -> int:
 
 def stop_clip_extraction(video_id: str) -> bool:
     """Stop the video's running highlight run (clips/ objects go with the other prefixes)."""
-    from chalicelib.pipeline.start import sfn_client
-
     row = db.fetch_one("SELECT execution_arn FROM moment_runs WHERE video_id = %s AND status IN"
                        " ('queued', 'analysing', 'extracting')", (video_id,))
     if not row or not row["execution_arn"]:
         return False
     try:
-        sfn_client().stop_execution(executionArn=row["execution_arn"], cause="video deleted")
-    except sfn_client().exceptions.ExecutionDoesNotExist:
+        aws.client("stepfunctions").stop_execution(executionArn=row["execution_arn"], cause="video deleted")
+    except aws.client("stepfunctions").exceptions.ExecutionDoesNotExist:
         pass
     return True
 

@@ -16,7 +16,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from chalicelib import db
+from chalicelib import aws, db
 from chalicelib.auth.tokens import iso
 from chalicelib.config import get_settings
 from chalicelib.errors import NotFoundError, ValidationError
@@ -37,8 +37,7 @@ def page() -> str:
 
 
 def _sfn() -> Any:
-    from chalicelib.pipeline.start import sfn_client
-    return sfn_client()
+    return aws.client("stepfunctions")
 
 
 def _state_machine_arn() -> str:

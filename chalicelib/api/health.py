@@ -12,7 +12,7 @@ from typing import Any
 import psycopg2
 from botocore.exceptions import BotoCoreError, ClientError
 
-from chalicelib import db, storage
+from chalicelib import aws, db, storage
 from chalicelib.config import get_settings
 
 logger = logging.getLogger(__name__)
@@ -106,14 +106,8 @@ def function_ready(config: dict) -> bool:
     return config.get("State") == "Active" and config.get("LastUpdateStatus") == "Successful"
 
 
-@lru_cache(maxsize=1)
 def _lambda() -> Any:
-    import boto3
-    from botocore.config import Config
-
-    s = get_settings()
-    return boto3.client("lambda", region_name=s.region, endpoint_url=s.aws_endpoint_url,
-                        config=Config(connect_timeout=2, read_timeout=3, retries={"max_attempts": 2}))
+    return aws.client("lambda", read_timeout=3)
 
 
 def check() -> tuple[int, dict]:

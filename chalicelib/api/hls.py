@@ -65,10 +65,9 @@ def master_url(user_id: str, video_id: str) -> str:
 
 
 def _read(key: str) -> str:
-    s3 = storage.s3_client()
     try:
-        return s3.get_object(Bucket=get_settings().bucket, Key=key)["Body"].read().decode()
-    except s3.exceptions.NoSuchKey:
+        return storage.read_text(key)
+    except storage.ObjectMissing:
         raise NotFoundError("Stream not found") from None
 
 

@@ -19,7 +19,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 from chalice import Response
 
-from chalicelib import storage
+from chalicelib import aws, storage
 from chalicelib.api import videos
 from chalicelib.api.http import parse_uuid
 from chalicelib.auth.tokens import iso
@@ -145,15 +145,13 @@ def _requested_bounds(body: dict, moment: dict, duration: float) -> tuple[float,
 
 def _start(video_id: str, name: str, *, generate: bool, moment_ids: list[str]) -> None:
     """Start the clip-extraction machine for a claimed run; a refused start frees the claim."""
-    from chalicelib.pipeline.start import sfn_client
-
     machine = get_settings().clips_state_machine_arn
     payload: dict[str, Any] = {"video_id": video_id, "execution": name, "generate": generate,
                                "moment_ids": moment_ids}
     try:
         if not machine:
             raise UnavailableError("Clip extraction is not configured (CLIPS_STATE_MACHINE_ARN)")
-        resp = sfn_client().start_execution(stateMachineArn=machine, name=name,
+        resp = aws.client("stepfunctions").start_execution(stateMachineArn=machine, name=name,
                                             input=json.dumps(payload))
     except (BotoCoreError, ClientError, UnavailableError) as exc:
         store.release_run(video_id, name, f"could not start: {exc}")

@@ -19,12 +19,11 @@ from __future__ import annotations
 import json
 import logging
 import re
-import threading
 from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 from typing import Any
 
-from chalicelib import db
+from chalicelib import aws, db
 from chalicelib.api.videos import thumbnail_url
 from chalicelib.config import get_settings
 from chalicelib.errors import ValidationError
@@ -41,15 +40,10 @@ RRF_K = 60
 _WORD = re.compile(r"[\w']+")
 
 
-_client_lock = threading.Lock()
 
 
-@lru_cache(maxsize=1)
 def _lambda() -> Any:
-    import boto3
-    s = get_settings()
-    with _client_lock:  # boto3's default session is not thread-safe; calls on the client are
-        return boto3.client("lambda", region_name=s.region, endpoint_url=s.aws_endpoint_url)
+    return aws.client("lambda")
 
 
 @lru_cache(maxsize=1)

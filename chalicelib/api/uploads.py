@@ -97,12 +97,11 @@ def presigned_upload(video: dict) -> dict:
     """A presigned PUT and POST for the video's raw key, and when they expire."""
     ttl = get_settings().presign_ttl_s
     expires_at = dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=ttl)
-    post = storage.presigned_post(video["raw_key"], video["content_type"],
-                                  max_bytes=video["size_bytes"])
+    post = storage.presigned_post(video["raw_key"], video["content_type"], video["size_bytes"])
     return {
-        "upload_url": storage.presigned_put(video["raw_key"], video["content_type"]),
+        "upload_url": storage.presigned_put(video["raw_key"], video["content_type"], video["size_bytes"]),
         "upload_method": "PUT",
-        "upload_headers": {"Content-Type": video["content_type"]},
+        "upload_headers": storage.presigned_put_headers(video["content_type"]),
         "upload": {"url": post["url"], "fields": post["fields"]},
         "expires_at": iso(expires_at),
         "max_size": MAX_UPLOAD_LABEL,
@@ -127,8 +126,7 @@ def create_direct(user: dict, stream_id: str, query: dict, content_type: str, da
     fields = validate({"filename": query.get("filename"), "title": query.get("title"),
                        "size_bytes": len(data), "content_type": content_type})
     video = _insert(user, stream_id, fields)
-    storage.s3_client().put_object(Bucket=get_settings().bucket, Key=video["raw_key"], Body=data,
-                                   ContentType=fields["content_type"])
+    storage.put_bytes(video["raw_key"], data, fields["content_type"])
     return {"id": str(video["id"]), "processing_index": video["processing_index"]}
 
 

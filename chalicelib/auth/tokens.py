@@ -52,8 +52,8 @@ def signing_key() -> str:
     """The JWT key: JWT_SECRET locally, a Secrets Manager secret in AWS."""
     settings = get_settings()
     if settings.jwt_secret_arn:
-        import boto3
-        return boto3.client("secretsmanager", region_name=settings.region).get_secret_value(
+        from chalicelib import aws
+        return aws.client("secretsmanager").get_secret_value(
             SecretId=settings.jwt_secret_arn)["SecretString"]
     secret = settings.jwt_secret
     if len(secret) < 32:

@@ -103,12 +103,10 @@ _SECRET_MAX_AGE_S = 24 * 3600
 @lru_cache(maxsize=1)
 def _secrets() -> Any:
     """Powertools' Secrets Manager provider (it caches values), on the configured endpoint."""
-    import boto3
     from aws_lambda_powertools.utilities.parameters import SecretsProvider
 
-    s = get_settings()
-    return SecretsProvider(boto3_client=boto3.client("secretsmanager", region_name=s.region,
-                                                     endpoint_url=s.aws_endpoint_url))
+    from chalicelib import aws
+    return SecretsProvider(boto3_client=aws.client("secretsmanager"))
 
 
 def _secret_dsn(*, fresh: bool = False) -> str:

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from chalicelib import aws
 from chalicelib.media.ffmpeg import run_ffmpeg
 
 logger = logging.getLogger(__name__)
@@ -64,7 +65,7 @@ class AudioAnalysis:
 
 def analyse(source: str, *, has_audio: bool, duration: float | None, timeout_s: float) -> AudioAnalysis:
     """Measure a source (path or URL) in one FFmpeg pass; see the module docstring."""
-    with tempfile.TemporaryDirectory(prefix="moments-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="moments-", dir=aws.scratch_dir()) as tmp:
         meta, keys = Path(tmp) / "loudness.txt", Path(tmp) / "packets.txt"
         args = ["-v", "error", "-i", source]
         if has_audio:

@@ -14,7 +14,6 @@ import logging
 import math
 
 from chalicelib import db, storage
-from chalicelib.config import get_settings
 from chalicelib.pipeline import media_io, relate
 from chalicelib.pipeline.step import Envelope, stage_step
 
@@ -63,8 +62,7 @@ def run(event: Envelope) -> dict:
         "clip_vector": combined, "text_vector": text_vec,
         "segments": [{"idx": s["idx"], "start": s["start_s"], "end": s["end_s"], "vector": v}
                      for s, v in zip(segments, vectors)]}).encode()
-    storage.s3_client().put_object(Bucket=get_settings().bucket, Key=key, Body=body,
-                                   ContentType="application/json")
+    storage.put_bytes(key, body, "application/json")
     with db.transaction() as cur:
         for s, v in zip(segments, vectors):
             cur.execute("UPDATE transcript_segments SET embedding = %s::vector"

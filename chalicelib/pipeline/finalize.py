@@ -18,7 +18,6 @@ import logging
 from typing import Any, Iterator
 
 from chalicelib import observability, storage
-from chalicelib.config import get_settings
 from chalicelib.pipeline import media_io, progress
 from chalicelib.pipeline.step import Envelope, TransientStepError, is_transient, sweep_if_deleted
 
@@ -67,8 +66,7 @@ class _Concatenation:
                 key = next(self._keys, None)
                 if key is None:
                     return
-                self._body = storage.s3_client().get_object(
-                    Bucket=get_settings().bucket, Key=key)["Body"]
+                self._body = storage.open_object(key)
             chunk = self._body.read(size)
             if not chunk:
                 self._body.close()
@@ -86,8 +84,7 @@ def rendition_parts(video_id: str, playlist_name: str) -> list[str]:
     from chalicelib.media.hls import parse_media_playlist  # pure text parsing, no FFmpeg
 
     prefix = storage.processed_prefix(video_id)
-    text = storage.s3_client().get_object(
-        Bucket=get_settings().bucket, Key=prefix + playlist_name)["Body"].read().decode()
+    text = storage.read_text(prefix + playlist_name)
     init, segments = parse_media_playlist(text)
     if init is None or not segments:
         raise ValueError(f"{playlist_name} has no fMP4 init segment or no segments")
@@ -100,14 +97,8 @@ def build_mp4_fallbacks(video_id: str) -> list[str]:
     A rerun (retry, redrive) skips renditions whose MP4 already has the size
     of its parts, so the step stays cheap to repeat.
     """
-    from boto3.s3.transfer import TransferConfig
-
-    bucket = get_settings().bucket
-    master = storage.s3_client().get_object(
-        Bucket=bucket, Key=storage.master_playlist_key(video_id))["Body"].read().decode()
+    master = storage.read_text(storage.master_playlist_key(video_id))
     sizes = {o["Key"]: o["Size"] for o in storage.iter_objects(storage.processed_prefix(video_id))}
-    config = TransferConfig(multipart_threshold=PART_BYTES, multipart_chunksize=PART_BYTES,
-                            max_concurrency=4)
     made, assets = [], []
     for line in master.splitlines():
         if not line.endswith(".m3u8") or line.startswith("#"):
@@ -117,9 +108,7 @@ def build_mp4_fallbacks(video_id: str) -> list[str]:
         total = sum(sizes.get(k, 0) for k in parts)
         key = storage.mp4_fallback_key(video_id, quality)
         if sizes.get(key) != total:
-            storage.s3_client().upload_fileobj(
-                _Concatenation(parts), bucket, key, Config=config,
-                ExtraArgs={"ContentType": "video/mp4", "CacheControl": MP4_CACHE})
+            storage.upload_stream(_Concatenation(parts), key, "video/mp4", MP4_CACHE, PART_BYTES)
         made.append(quality)
         assets.append((key, total, "video/mp4"))
     media_io.record_assets(video_id, assets, lambda _key: "mp4_fallback")

@@ -15,8 +15,7 @@ from typing import Iterator
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from chalicelib import db, storage
-from chalicelib.config import get_settings
+from chalicelib import aws, db, storage
 from chalicelib.pipeline.step import PermanentStepError
 
 logger = logging.getLogger(__name__)
@@ -34,7 +33,7 @@ CACHE_CONTROL = {".m3u8": "private, max-age=60", ".m4s": "private, max-age=31536
 @contextmanager
 def workdir(video_id: str) -> Iterator[Path]:
     """A scratch folder under TMPDIR (/tmp in Lambda), removed afterwards whatever happens."""
-    path = Path(tempfile.mkdtemp(prefix=f"clip-{video_id[:8]}-"))
+    path = Path(tempfile.mkdtemp(prefix=f"clip-{video_id[:8]}-", dir=aws.scratch_dir()))
     try:
         yield path
     finally:
@@ -43,15 +42,14 @@ def workdir(video_id: str) -> Iterator[Path]:
 
 def download(key: str, dest: Path) -> tuple[str, int]:
     """Stream an object to a file, hashing on the way; (sha256 hex, size). One pass, bounded memory."""
-    s3 = storage.s3_client()
     try:
-        obj = s3.get_object(Bucket=get_settings().bucket, Key=key)
-    except s3.exceptions.NoSuchKey:
+        body = storage.open_object(key)
+    except storage.ObjectMissing:
         raise PermanentStepError(f"uploaded object {key} is missing") from None
     digest = hashlib.sha256()
     size = 0
-    with open(dest, "wb") as out:
-        for chunk in obj["Body"].iter_chunks(_CHUNK):
+    with open(dest, "wb") as out, body:
+        for chunk in body.iter_chunks(_CHUNK):
             digest.update(chunk)
             out.write(chunk)
             size += len(chunk)
@@ -70,20 +68,19 @@ def speech_audio_key(video_id: str) -> str:
 
 def fetch_if_present(key: str, dest: Path) -> bool:
     """Download a small object to `dest` in one GET; False when it does not exist."""
-    s3 = storage.s3_client()
     try:
-        obj = s3.get_object(Bucket=get_settings().bucket, Key=key)
-    except s3.exceptions.NoSuchKey:
+        body = storage.open_object(key)
+    except storage.ObjectMissing:
         return False
-    with open(dest, "wb") as out:
-        for chunk in obj["Body"].iter_chunks(_CHUNK):
+    with open(dest, "wb") as out, body:
+        for chunk in body.iter_chunks(_CHUNK):
             out.write(chunk)
     return True
 
 
 def delete_object(key: str) -> None:
     """Delete one object (absent is fine)."""
-    storage.s3_client().delete_object(Bucket=get_settings().bucket, Key=key)
+    storage.delete(key)
 
 
 def content_type(path: Path) -> str:
@@ -92,10 +89,7 @@ def content_type(path: Path) -> str:
 
 def upload_file(path: Path, key: str) -> int:
     """Put one file under key with its content type and cache policy; its size."""
-    extra = {"ContentType": content_type(path)}
-    if path.suffix in CACHE_CONTROL:
-        extra["CacheControl"] = CACHE_CONTROL[path.suffix]
-    storage.s3_client().upload_file(str(path), get_settings().bucket, key, ExtraArgs=extra)
+    storage.upload_file(str(path), key, content_type(path), CACHE_CONTROL.get(path.suffix))
     return path.stat().st_size
 
 
@@ -127,7 +121,7 @@ class Uploader:
             if key in self._keys:
                 return
             self._keys.add(key)
-            self._jobs.append((key, self._pool.submit(self._put, path, key)))
+            self._jobs.append((key, self._pool.submit(aws.in_context(self._put), path, key)))
 
     def wait(self) -> list[tuple[str, int, str]]:
         """Block until every submitted upload is stored; raise the first failure."""

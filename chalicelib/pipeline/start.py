@@ -11,26 +11,16 @@ import json
 import logging
 import re
 import uuid
-from functools import lru_cache
-from typing import Any
 from urllib.parse import unquote_plus
 
-import boto3
 import psycopg2
 
-from chalicelib import db, storage
+from chalicelib import aws, db, storage
 from chalicelib.config import get_settings
 
 logger = logging.getLogger(__name__)
 
-_RAW_KEY = re.compile(r"^raw-uploads/([0-9a-f-]{36})\.(mp4|avi|mov)$")
 _NAME_CHARS = re.compile(r"[^0-9A-Za-z_-]")
-
-
-@lru_cache(maxsize=1)
-def sfn_client() -> Any:
-    s = get_settings()
-    return boto3.client("stepfunctions", region_name=s.region, endpoint_url=s.aws_endpoint_url)
 
 
 def execution_name(video_id: str, etag: str) -> str:
@@ -74,18 +64,20 @@ def handle_event(event: dict) -> dict:
 
 def start_for_object(rec: dict) -> tuple[str, str]:
     """('started'|'duplicates'|'ignored', key or execution name) for one object."""
-    match = _RAW_KEY.match(rec["key"])
-    if not match:
+    parsed = storage.parse_raw_key(rec["key"])
+    if not parsed:
         logger.info("ignoring object outside the upload layout", extra={"key": rec["key"]})
         return "ignored", rec["key"]
-    video_id = str(uuid.UUID(match.group(1)))
-    etag = rec["etag"] or rec.get("version_id") or ""
-    if not etag:
-        head = storage.head(rec["key"])
+    video_id = str(uuid.UUID(parsed[0]))
+    head = None if rec.get("resume") else storage.head(rec["key"])
+    if not rec.get("resume"):
         if head is None:
             logger.info("ignoring event for an object that is gone", extra={"key": rec["key"]})
             return "ignored", rec["key"]
-        etag = head["ETag"]
+        refused = _refuse_mismatched_size(video_id, rec["key"], head)
+        if refused:
+            return "ignored", refused
+    etag = rec["etag"] or rec.get("version_id") or (head or {}).get("ETag") or ""
     name = execution_name(video_id, etag)
     try:
         with db.transaction() as cur:
@@ -98,6 +90,15 @@ def start_for_object(rec: dict) -> tuple[str, str]:
                 logger.warning("ignoring upload without a (live) video row",
                                extra={"key": rec["key"], "video_id": video_id})
                 return "ignored", rec["key"]
+            if not rec.get("resume"):
+                # An upload URL fills its video once: a later object at the key starts nothing.
+                cur.execute("SELECT split_part(etag, '#', 1) AS etag FROM pipeline_executions"
+                            " WHERE video_id = %s", (video_id,))
+                received = {r["etag"] for r in cur.fetchall()}
+                if received and etag.strip('"') not in received:
+                    logger.warning("ignoring a second object for a video that received its upload",
+                                   extra={"key": rec["key"], "video_id": video_id})
+                    return "ignored", rec["key"]
             cur.execute(
                 "INSERT INTO pipeline_executions (video_id, etag, execution_name)"
                 " VALUES (%s, %s, %s) ON CONFLICT DO NOTHING RETURNING execution_name",
@@ -115,10 +116,10 @@ def start_for_object(rec: dict) -> tuple[str, str]:
     if rec.get("resume"):
         payload["resume"] = True
     try:
-        resp = sfn_client().start_execution(
+        resp = aws.client("stepfunctions").start_execution(
             stateMachineArn=get_settings().state_machine_arn, name=name,
             input=json.dumps(payload))
-    except sfn_client().exceptions.ExecutionAlreadyExists:
+    except aws.client("stepfunctions").exceptions.ExecutionAlreadyExists:
         logger.info("duplicate upload event: execution exists", extra={"execution_name": name})
         return "duplicates", name
     except Exception:
@@ -130,3 +131,15 @@ def start_for_object(rec: dict) -> tuple[str, str]:
         " WHERE execution_name = %s", (resp["executionArn"], name))
     logger.info("started processing", extra={"execution_name": name, "video_id": video_id})
     return "started", name
+
+
+def _refuse_mismatched_size(video_id: str, key: str, head: dict) -> str | None:
+    """Delete an object whose size is not the declared one, before any step reads it; its key then."""
+    row = db.fetch_one("SELECT size_bytes FROM videos WHERE id = %s", (video_id,))
+    if row is None or not row["size_bytes"] or int(head["ContentLength"]) == int(row["size_bytes"]):
+        return None
+    logger.warning("deleting an upload whose size is not the declared one",
+                   extra={"key": key, "video_id": video_id, "declared": row["size_bytes"],
+                          "received": head["ContentLength"]})
+    storage.delete(key)
+    return key

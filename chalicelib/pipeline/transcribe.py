@@ -19,8 +19,7 @@ from pathlib import Path
 
 import psycopg2.extras
 
-from chalicelib import db, storage
-from chalicelib.config import get_settings
+from chalicelib import aws, db, storage
 from chalicelib.pipeline import media_io
 from chalicelib.pipeline.step import Envelope, PermanentStepError, stage_step
 
@@ -32,8 +31,7 @@ def store(video_id: str, transcript: dict) -> str:
     key = storage.transcript_key(video_id)
     body = json.dumps({"video_id": video_id, **transcript}).encode()
     with ThreadPoolExecutor(1) as pool:
-        put = pool.submit(storage.s3_client().put_object, Bucket=get_settings().bucket, Key=key,
-                          Body=body, ContentType="application/json")
+        put = pool.submit(aws.in_context(storage.put_bytes), key, body, "application/json")
         _store_rows(video_id, transcript, key, len(body))
         put.result()
     return key

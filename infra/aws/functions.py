@@ -190,3 +190,16 @@ def grant_statements(grant: str, names: iam.Names) -> list[dict]:
 
 def spec_for(name: str) -> FunctionSpec:
     return PIPELINE_FUNCTIONS.get(name, UNKNOWN_FUNCTION)
+
+
+def function_role(name: str, names: iam.Names) -> dict:
+    """The execution role (CloudFormation resource) of one pipeline or event function."""
+    spec = spec_for(name)
+    grants = [s for g in spec.grants for s in grant_statements(g, names)]
+    return iam.lambda_role(names.function(name), grants, in_vpc=spec.in_vpc)
+
+
+def api_role(group: str, names: iam.Names) -> dict:
+    """The execution role of one API route group's function."""
+    grants = [s for g in API_GRANTS[group] for s in grant_statements(g, names)]
+    return iam.lambda_role(names.function(f"api_{group}"), grants)

@@ -229,8 +229,7 @@ def _split_api(template: dict, app_routes: dict, names: iam.Names) -> None:
                      Description=f"API {group}: {spec.why}"[:256], Role={"Fn::GetAtt": [f"{logical}Role", "Arn"]},
                      VpcConfig=_VPC)
         res[logical] = {"Type": "AWS::Serverless::Function", "Properties": props}
-        grants = [s for g in fns.API_GRANTS[group] for s in fns.grant_statements(g, names)]
-        res[f"{logical}Role"] = iam.lambda_role(deployed, grants)
+        res[f"{logical}Role"] = fns.api_role(group, names)
         res[f"{logical}InvokePermission"] = {"Type": "AWS::Lambda::Permission", "Properties": {
             "FunctionName": {"Ref": logical}, "Action": "lambda:InvokeFunction",
             "Principal": "apigateway.amazonaws.com",
@@ -273,8 +272,7 @@ def _configure_pipeline_function(res: dict, logical: str, deployed: str, name: s
                      ImageConfig={"Command": [handler]})
     elif spec.layers:
         props["Layers"] = [{"Ref": _layer_id(ln)} for ln in spec.layers]
-    grants = [s for g in spec.grants for s in fns.grant_statements(g, names)]
-    res[f"{logical}Role"] = iam.lambda_role(deployed, grants, in_vpc=spec.in_vpc)
+    res[f"{logical}Role"] = fns.function_role(name, names)
 
 
 # ------------------------------------------------------------------ state machines

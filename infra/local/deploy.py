@@ -1,5 +1,11 @@
 """Create in an AWS-compatible endpoint what AWS gets: roles, functions, bucket, state machine.
 
+Every function gets the role the SAM template gives it (infra/aws/functions.py,
+the same policy documents with the template's parameters filled in), each state
+machine the role that may invoke only its own functions, and each API route
+group the role of the function that serves it in AWS: the emulator runs every
+call as that role, so a missing grant fails here as it does there.
+
 Targets the embedded emulator by default, and real LocalStack + MinIO when
 AWS_ENDPOINT_URL / S3_ENDPOINT_URL point there. The function table comes
 from the Chalice app itself (its lambda functions and S3 event source) and
@@ -23,7 +29,7 @@ logger = logging.getLogger(__name__)
 
 ROOT = Path(__file__).resolve().parents[2]
 ASL_PATH = ROOT / "stepfunctions" / "pipeline.asl.json"
-RUNTIME = "python3.11"
+RUNTIME = "python3.12"
 
 # ${Placeholder} in the ASL -> Chalice function name.
 ASL_FUNCTIONS = {
@@ -71,6 +77,7 @@ class Deployment:
     functions: dict[str, str]   # chalice name -> ARN
     state_machine_arn: str
     clips_state_machine_arn: str = ""
+    api_roles: dict[str, str] = field(default_factory=dict)   # route group -> role ARN
 
 
 def full_name(app_name: str, stage: str, name: str) -> str:
@@ -118,31 +125,68 @@ def _code_zip() -> bytes:
     return buf.getvalue()
 
 
-def _ensure_role(iam: Any, name: str, service: str) -> str:
-    trust = {"Version": "2012-10-17", "Statement": [{
-        "Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}]}
+def resolve(value: Any, params: dict[str, str]) -> Any:
+    """A CloudFormation value with Fn::Sub and Ref filled from `params` (as the stack would)."""
+    if isinstance(value, dict) and set(value) == {"Fn::Sub"}:
+        text = value["Fn::Sub"]
+        for name, filled in params.items():
+            text = text.replace("${%s}" % name, filled)
+        if "${" in text:
+            raise ValueError(f"unfilled parameter in {text}")
+        return text
+    if isinstance(value, dict) and set(value) == {"Ref"}:
+        return params[value["Ref"]]
+    if isinstance(value, dict):
+        return {k: resolve(v, params) for k, v in value.items()}
+    if isinstance(value, list):
+        return [resolve(v, params) for v in value]
+    return value
+
+
+def ensure_role(iam: Any, name: str, resource: dict, params: dict[str, str]) -> str:
+    """Create or update a role from a template's AWS::IAM::Role resource; its ARN."""
+    props = resolve(resource["Properties"], params)
+    trust = json.dumps(props["AssumeRolePolicyDocument"])
     try:
-        return iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
+        arn = iam.create_role(RoleName=name, AssumeRolePolicyDocument=trust)["Role"]["Arn"]
     except ClientError as exc:
         if exc.response["Error"]["Code"] != "EntityAlreadyExists":
             raise
-        return iam.get_role(RoleName=name)["Role"]["Arn"]
+        iam.update_assume_role_policy(RoleName=name, PolicyDocument=trust)
+        arn = iam.get_role(RoleName=name)["Role"]["Arn"]
+    wanted = {p["PolicyName"]: p["PolicyDocument"] for p in props.get("Policies", [])}
+    for old in iam.list_role_policies(RoleName=name)["PolicyNames"]:
+        if old not in wanted:
+            iam.delete_role_policy(RoleName=name, PolicyName=old)
+    for policy_name, document in wanted.items():
+        iam.put_role_policy(RoleName=name, PolicyName=policy_name, PolicyDocument=json.dumps(document))
+    return arn
+
+
+def template_params(sts: Any, stage: str, bucket: str, region: str) -> dict[str, str]:
+    """The template's parameters and pseudo parameters, as this account would fill them."""
+    account = sts.get_caller_identity()["Account"]
+    secret = f"arn:aws:secretsmanager:{region}:{account}:secret:clipstream-{stage}"
+    return {"AWS::Partition": "aws", "AWS::Region": region, "AWS::AccountId": account,
+            "MediaBucketName": bucket, "JwtSecretArn": f"{secret}-jwt", "DbSecretArn": f"{secret}-db"}
 
 
 def _ensure_function(lam: Any, spec: FunctionSpec, fname: str, role: str, code: bytes,
                      runtime_env: dict[str, str]) -> str:
+    from infra.aws import functions as aws_functions
     env = {"Variables": {**spec.environment, **runtime_env}}
+    tmp = {"Size": aws_functions.spec_for(spec.name).ephemeral_mb}
     try:
         return lam.create_function(
             FunctionName=fname, Runtime=RUNTIME, Role=role, Handler=spec.handler,
             Code={"ZipFile": code}, MemorySize=spec.memory, Timeout=spec.timeout,
-            Environment=env)["FunctionArn"]
+            Environment=env, EphemeralStorage=tmp)["FunctionArn"]
     except ClientError as exc:
         if exc.response["Error"]["Code"] != "ResourceConflictException":
             raise
         lam.update_function_configuration(FunctionName=fname, Role=role, Handler=spec.handler,
                                           MemorySize=spec.memory, Timeout=spec.timeout,
-                                          Environment=env)
+                                          Environment=env, EphemeralStorage=tmp)
         lam.update_function_code(FunctionName=fname, ZipFile=code)
         return lam.get_function(FunctionName=fname)["Configuration"]["FunctionArn"]
 
@@ -196,6 +240,10 @@ def _ensure_state_machine(sfn: Any, name: str, definition: str, role: str) -> st
 def deploy(*, stage: str, bucket: str, region: str, aws_endpoint: str | None,
            s3_endpoint: str | None, runtime_env: dict[str, str]) -> Deployment:
     """Create or update every resource; idempotent."""
+    from infra.aws import functions as aws_functions
+    from infra.aws import iam as aws_iam
+    from infra.aws import routes
+
     session = boto3.session.Session(region_name=region)
     iam = session.client("iam", endpoint_url=aws_endpoint)
     lam = session.client("lambda", endpoint_url=aws_endpoint)
@@ -203,15 +251,27 @@ def deploy(*, stage: str, bucket: str, region: str, aws_endpoint: str | None,
     s3 = session.client("s3", endpoint_url=s3_endpoint or aws_endpoint)
 
     app_name = _config()["app_name"]
-    lambda_role = _ensure_role(iam, f"{app_name}-{stage}-lambda", "lambda.amazonaws.com")
-    states_role = _ensure_role(iam, f"{app_name}-{stage}-states", "states.amazonaws.com")
+    names = aws_iam.Names(app_name, stage)
+    params = template_params(session.client("sts", endpoint_url=aws_endpoint), stage, bucket, region)
     code = _code_zip()
-    arns = {spec.name: _ensure_function(lam, spec, full_name(app_name, stage, spec.name),
-                                        lambda_role, code, runtime_env)
-            for spec in function_specs(stage)}
+    arns = {}
+    for spec in function_specs(stage):
+        fname = full_name(app_name, stage, spec.name)
+        role = ensure_role(iam, fname, aws_functions.function_role(spec.name, names), params)
+        arns[spec.name] = _ensure_function(lam, spec, fname, role, code, runtime_env)
+    api_roles = {group.name: ensure_role(iam, names.function(f"api_{group.name}"),
+                                         aws_functions.api_role(group.name, names), params)
+                 for group in routes.ROUTE_GROUPS}
     _ensure_bucket(s3, lam, bucket, region, arns["on_upload"])
+
+    def states_role(stem: str, placeholders: dict[str, str]) -> str:
+        machine = names.state_machine(stem)
+        resource = aws_iam.states_role(machine, sorted(full_name(app_name, stage, f)
+                                                       for f in placeholders.values()))
+        return ensure_role(iam, f"{machine}-states", resource, params)
+
     sm_arn = _ensure_state_machine(sfn, f"{app_name}-{stage}-pipeline", render_definition(arns),
-                                   states_role)
+                                   states_role("pipeline", ASL_FUNCTIONS))
     # The trigger starts executions: it learns the machine's ARN once it exists.
     upload_spec = next(s for s in function_specs(stage) if s.name == "on_upload")
     lam.update_function_configuration(
@@ -220,6 +280,6 @@ def deploy(*, stage: str, bucket: str, region: str, aws_endpoint: str | None,
                                    "STATE_MACHINE_ARN": sm_arn}})
     clips_arn = _ensure_state_machine(
         sfn, f"{app_name}-{stage}-clips",
-        render_definition(arns, CLIPS_ASL_PATH, CLIPS_ASL_FUNCTIONS), states_role)
+        render_definition(arns, CLIPS_ASL_PATH, CLIPS_ASL_FUNCTIONS), states_role("clips", CLIPS_ASL_FUNCTIONS))
     return Deployment(stage=stage, bucket=bucket, functions=arns, state_machine_arn=sm_arn,
-                      clips_state_machine_arn=clips_arn)
+                      clips_state_machine_arn=clips_arn, api_roles=api_roles)

@@ -76,9 +76,16 @@ class Stack:
         c = self.config
         if c.aws_endpoint_url:
             return c.aws_endpoint_url
-        from infra.local.emulator import Emulator
+        from infra.local.emulator import Emulator, bootstrap_iam
         self.emulator = Emulator("127.0.0.1", c.emulator_port).start()
+        # The developer's credentials (the environment's, or local/local) belong to an
+        # administrator user; every other caller is a role, and unsigned requests are refused.
+        bootstrap_iam(*self.developer_credentials())
         return self.emulator.endpoint
+
+    @staticmethod
+    def developer_credentials() -> tuple[str, str]:
+        return (os.environ.get("AWS_ACCESS_KEY_ID", "local"), os.environ.get("AWS_SECRET_ACCESS_KEY", "local"))
 
     def _start_google_certs(self) -> dict[str, str]:
         """Our own Google signing key, published where the API fetches Google's."""
@@ -111,8 +118,8 @@ class Stack:
             "BUCKET_NAME": c.bucket,
             "AWS_REGION": c.region,
             "AWS_DEFAULT_REGION": c.region,
-            "AWS_ACCESS_KEY_ID": os.environ.get("AWS_ACCESS_KEY_ID", "local"),
-            "AWS_SECRET_ACCESS_KEY": os.environ.get("AWS_SECRET_ACCESS_KEY", "local"),
+            "AWS_ACCESS_KEY_ID": self.developer_credentials()[0],
+            "AWS_SECRET_ACCESS_KEY": self.developer_credentials()[1],
             "AWS_ENDPOINT_URL": aws_endpoint,
             "S3_ENDPOINT_URL": s3_endpoint,
             "PUBLIC_BASE_URL": f"http://127.0.0.1:{c.api_port}",
@@ -139,10 +146,25 @@ class Stack:
         os.environ["STATE_MACHINE_ARN"] = self.deployment.state_machine_arn
         self.env["CLIPS_STATE_MACHINE_ARN"] = self.deployment.clips_state_machine_arn
         os.environ["CLIPS_STATE_MACHINE_ARN"] = self.deployment.clips_state_machine_arn
+        if self.emulator is not None:
+            self.env["LOCAL_API_CREDENTIALS"] = os.environ["LOCAL_API_CREDENTIALS"] = self._api_credentials()
         reset_settings()
+        from chalicelib import aws
+        aws.forget_clients()
         if api:
             self._start_api()
         return self
+
+    def _api_credentials(self) -> str:
+        """Each API route's credentials: its route group's role, as in AWS (JSON for the API's env)."""
+        import json
+
+        from app import app as chalice_app
+        from infra.aws import routes
+        from infra.local.emulator import ROLES
+        groups = {group: list(ROLES.credentials(arn)) for group, arn in self.deployment.api_roles.items()}
+        paths = {path: routes.group_of(path).name for path in chalice_app.routes}
+        return json.dumps({"groups": groups, "routes": paths}, separators=(",", ":"))
 
     def _start_api(self) -> None:
         c = self.config

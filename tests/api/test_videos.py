@@ -332,7 +332,7 @@ def test_uploaded_video_is_listed_and_deleted_end_to_end(client, crew, s3):
                            {"filename": "e2e.mp4", "size_bytes": 32, "content_type": "video/mp4"})
     assert status == 201
     requests.put(created["upload_url"], data=uuid.uuid4().bytes * 2,
-                 headers={"Content-Type": "video/mp4"}, timeout=30)
+                 headers={**created["upload_headers"], "Content-Type": "video/mp4"}, timeout=30)
     row = wait_for_final(created["id"], 60)           # whatever the pipeline made of it
     listed = call(client, "GET", f"/streams/{crew['sid']}/videos", crew["viewer"])[1]["videos"]
     assert listed[0]["id"] == created["id"]

@@ -101,7 +101,7 @@ def member(stack, google_key):
                  "content_type": "video/mp4"}))
             assert resp.status_code == 201, resp.body
             created = json.loads(resp.body)
-            put = requests.put(created["upload_url"], data=data, headers={"Content-Type": "video/mp4"},
+            put = requests.put(created["upload_url"], data=data, headers={**created["upload_headers"], "Content-Type": "video/mp4"},
                                timeout=60)
             assert put.status_code == 200
             return created["id"]

@@ -51,7 +51,7 @@ def processed(highlight_clip, stack, google_key):
         assert status == 201
         vid = created["id"]
         assert call(client, "POST", f"/videos/{vid}/generate-moments", creator)[0] == 409   # not processed yet
-        requests.put(created["upload_url"], data=data, headers={"Content-Type": "video/mp4"}, timeout=60)
+        requests.put(created["upload_url"], data=data, headers={**created["upload_headers"], "Content-Type": "video/mp4"}, timeout=60)
         row = wait_for_final(vid, 300)
         assert row["status"] == "complete", row["failure_reason"]
         status, started = call(client, "POST", f"/videos/{vid}/generate-moments", creator)

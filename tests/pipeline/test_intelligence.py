@@ -57,7 +57,7 @@ def processed(scene, stack, google_key):
             resp = client.http.post(f"/streams/{stream_id}/videos", headers=me["headers"], body=json.dumps(
                 {"title": name, "filename": f"{name}.mp4", "size_bytes": len(data), "content_type": "video/mp4"}))
             created = json.loads(resp.body)
-            requests.put(created["upload_url"], data=data, headers={"Content-Type": "video/mp4"}, timeout=60)
+            requests.put(created["upload_url"], data=data, headers={**created["upload_headers"], "Content-Type": "video/mp4"}, timeout=60)
             row = wait_for_final(created["id"], 240)
             assert row["status"] == "complete", (name, row["failure_reason"])
             ids[name] = created["id"]
@@ -179,7 +179,7 @@ def test_clip_without_speech_has_an_empty_transcript(client, sign_in, make_strea
     resp = client.http.post(f"/streams/{stream['id']}/videos", headers=me["headers"], body=json.dumps(
         {"filename": "quiet.mp4", "size_bytes": len(data), "content_type": "video/mp4"}))
     created = json.loads(resp.body)
-    requests.put(created["upload_url"], data=data, headers={"Content-Type": "video/mp4"}, timeout=60)
+    requests.put(created["upload_url"], data=data, headers={**created["upload_headers"], "Content-Type": "video/mp4"}, timeout=60)
     assert wait_for_final(created["id"], 120)["status"] == "complete"
     status, body = _get(client, f"/videos/{created['id']}/transcript", me)
     assert status == 200 and body["segments"] == [] and body["text"] == ""

@@ -49,7 +49,7 @@ def uploader(client, sign_in, make_stream):
              "content_type": ctype}))
         assert resp.status_code == 201, resp.body
         created = json.loads(resp.body)
-        put = requests.put(created["upload_url"], data=data, headers={"Content-Type": ctype}, timeout=60)
+        put = requests.put(created["upload_url"], data=data, headers={**created["upload_headers"], "Content-Type": ctype}, timeout=60)
         assert put.status_code == 200
         return created["id"]
 
@@ -186,7 +186,7 @@ def test_duplicates_only_count_within_streams_the_uploader_sees(client, uploader
     resp = client.http.post(f"/streams/{stream['id']}/videos", headers=other["headers"], body=json.dumps(
         {"filename": "same.mp4", "size_bytes": len(data), "content_type": "video/mp4"}))
     created = json.loads(resp.body)
-    requests.put(created["upload_url"], data=data, headers={"Content-Type": "video/mp4"}, timeout=60)
+    requests.put(created["upload_url"], data=data, headers={**created["upload_headers"], "Content-Type": "video/mp4"}, timeout=60)
     assert wait_for_final(created["id"], 120)["status"] == "complete"
 
 

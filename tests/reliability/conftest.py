@@ -109,7 +109,7 @@ def new_video(client, me: dict, stream: dict, filename: str, size: int, title: s
 
 
 def put_bytes(created: dict, data: bytes) -> None:
-    put = requests.put(created["upload_url"], data=data, headers={"Content-Type": created["content_type"]},
+    put = requests.put(created["upload_url"], data=data, headers={**created["upload_headers"], "Content-Type": created["content_type"]},
                        timeout=60)
     assert put.status_code == 200, put.text
 
