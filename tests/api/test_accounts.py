@@ -245,3 +245,38 @@ def test_make_token_mints_for_an_account_and_an_address(tmp_path):
     assert default["email_verified"] is True
     moved = mint("--email", "zed2@example.com", "--sub", default["sub"], "--unverified")
     assert (moved["sub"], moved["email"], moved["email_verified"]) == (default["sub"], "zed2@example.com", False)
+
+
+# ---------------------------------------------------------------- migration 0011 on existing rows
+
+def test_migration_0011_keeps_existing_users_and_claims_their_emails(stack):
+    """0011 applied to users as they were before it (email unique, some rows without a sub)."""
+    from chalicelib.db.migrate import MIGRATIONS_DIR
+
+    schema = "m0011_" + uuid.uuid4().hex[:8]
+    with pytest.raises(_Rollback), db.transaction() as cur:
+        cur.execute(f"CREATE SCHEMA {schema}; SET LOCAL search_path = {schema}, public")
+        cur.execute("CREATE TABLE users (id uuid PRIMARY KEY DEFAULT gen_random_uuid(),"
+                    " google_sub text UNIQUE, email text NOT NULL UNIQUE, name text NOT NULL DEFAULT '',"
+                    " avatar text, created_at timestamptz NOT NULL DEFAULT now(),"
+                    " updated_at timestamptz NOT NULL DEFAULT now())")
+        cur.execute("INSERT INTO users (google_sub, email) VALUES ('s-1', 'bound@example.com'),"
+                    " (NULL, 'legacy@example.com') RETURNING id, email")
+        ids = {r["email"]: r["id"] for r in cur.fetchall()}
+        cur.execute((MIGRATIONS_DIR / "0011_google_accounts.sql").read_text())
+        cur.execute("SELECT email, user_id FROM email_claims ORDER BY email")
+        assert {r["email"]: r["user_id"] for r in cur.fetchall()} == ids
+        # The same email under another sub is now allowed; a second unbound row is not.
+        cur.execute("INSERT INTO users (google_sub, email) VALUES ('s-2', 'bound@example.com')")
+        cur.execute("SAVEPOINT dup")
+        with pytest.raises(Exception, match="users_unbound_email"):
+            cur.execute("INSERT INTO users (email) VALUES ('legacy@example.com')")
+        cur.execute("ROLLBACK TO SAVEPOINT dup")
+        with pytest.raises(Exception, match="users_google_sub_key"):
+            cur.execute("INSERT INTO users (google_sub, email) VALUES ('s-1', 'x@example.com')")
+        raise _Rollback
+    assert db.fetch_one("SELECT 1 AS x FROM pg_namespace WHERE nspname = %s", (schema,)) is None
+
+
+class _Rollback(Exception):
+    pass
