@@ -64,10 +64,10 @@ test-reliability: install
 clean:
 	rm -rf .local build
 
-# A Google-format ID token for the local stack: make token EMAIL=you@example.com [NAME="You"]
+# A Google-format ID token for the local stack: make token EMAIL=you@example.com [NAME="You"] [SUB=account-id]
 token: $(VENV)/.installed
-	@test -n "$(EMAIL)" || { echo "usage: make token EMAIL=someone@example.com [NAME=...]" >&2; exit 2; }
-	@$(PY) -m infra.local.google_keys token --email "$(EMAIL)" $(if $(NAME),--name "$(NAME)")
+	@test -n "$(EMAIL)" || { echo "usage: make token EMAIL=someone@example.com [NAME=...] [SUB=...]" >&2; exit 2; }
+	@$(PY) -m infra.local.google_keys token --email "$(EMAIL)" $(if $(NAME),--name "$(NAME)") $(if $(SUB),--sub "$(SUB)")
 
 # Benchmarks: ratios against same-run baselines; writes bench/results/latest.json.
 bench: install

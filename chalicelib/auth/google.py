@@ -20,6 +20,8 @@ logger = logging.getLogger(__name__)
 CLOCK_SKEW_S = 30
 _DEFAULT_MAX_AGE_S = 300
 _MAX_AGE = re.compile(r"max-age=(\d+)")
+MAX_SUB_LENGTH = 255  # OpenID Connect: at most 255 ASCII characters
+MAX_EMAIL_LENGTH = 320
 
 
 class _CachedResponse:
@@ -80,7 +82,8 @@ def verify_id_token(token: str) -> dict[str, Any]:
     Signature against the published keys (RS256 only: google-auth refuses
     'none' and HMAC), `aud` among the configured client IDs (none configured:
     every token refused), issuer Google's, `iat`/`exp` present and valid with
-    a small leeway, and a verified email.
+    a small leeway, a `sub` (the account) and an email Google has verified
+    (`email_verified` true: false or missing is refused).
     """
     import google.auth.exceptions
     from google.oauth2 import id_token
@@ -105,8 +108,15 @@ def verify_id_token(token: str) -> dict[str, Any]:
         raise invalid from None
     if claims.get("iss") not in settings.google_issuers:
         raise invalid
-    if not claims.get("sub") or not claims.get("email"):
+    sub, email = claims.get("sub"), claims.get("email")
+    if not isinstance(sub, str) or not 0 < len(sub) <= MAX_SUB_LENGTH:
         raise invalid
-    if claims.get("email_verified") in (False, "false"):
-        raise AuthenticationError("Invalid Google ID token", details=["email is not verified"])
+    if not isinstance(email, str) or "@" not in email or len(email) > MAX_EMAIL_LENGTH:
+        raise invalid
+    # Only an address Google has verified says who the account is: false or
+    # missing is refused (older tokens carry the string "true").
+    verified = claims.get("email_verified")
+    if verified is not True and verified != "true":  # `is`: 1 == True
+        raise AuthenticationError("Invalid Google ID token", details=[
+            "email_verified must be true: sign in with a Google account whose email is verified"])
     return claims

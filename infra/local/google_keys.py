@@ -6,6 +6,10 @@ the product's real verification code (google-auth) checks tokens against it.
 `make token EMAIL=...` mints a Google-format ID token signed by that key:
 
     python -m infra.local.google_keys token --email someone@example.com [--name "Some One"]
+        [--sub ACCOUNT_ID] [--unverified]
+
+Each email belongs by default to a stable local account (`sub`, DevKey.sub_for);
+`--sub` mints for another account, e.g. the same account after an email change.
 """
 from __future__ import annotations
 
@@ -67,17 +71,29 @@ class DevKey:
     def certs_json(self) -> bytes:
         return json.dumps({self.kid: self.certificate_pem()}).encode()
 
-    def mint(self, email: str, name: str | None = None, *, audience: str = LOCAL_CLIENT_ID,
-             issuer: str = ISSUER, lifetime_s: int = 3600, **overrides: Any) -> str:
-        """A Google-format ID token for the email, signed RS256 by this key."""
+    @staticmethod
+    def sub_for(email: str) -> str:
+        """The stable Google `sub` of the local account that owns an email by default."""
         import hashlib
 
+        return "local-" + hashlib.sha256(email.strip().lower().encode()).hexdigest()[:21]
+
+    def mint(self, email: str, name: str | None = None, *, sub: str | None = None,
+             email_verified: Any = True, audience: str = LOCAL_CLIENT_ID, issuer: str = ISSUER,
+             lifetime_s: int = 3600, **overrides: Any) -> str:
+        """A Google-format ID token for the email, signed RS256 by this key.
+
+        The account (`sub`) is sub_for(email) unless given: a sub of its own
+        with another email is that account after an email change, another sub
+        with the same email is an address that changed hands. email_verified
+        None leaves the claim out; any claim set to None in overrides is left out.
+        """
         import jwt
 
         now = int(time.time())
         claims = {"iss": issuer, "aud": audience, "azp": audience,
-                  "sub": "local-" + hashlib.sha256(email.lower().encode()).hexdigest()[:21],
-                  "email": email, "email_verified": True, "name": name or email.split("@")[0],
+                  "sub": sub if sub is not None else self.sub_for(email),
+                  "email": email, "email_verified": email_verified, "name": name or email.split("@")[0],
                   "picture": None, "iat": now, "exp": now + lifetime_s}
         claims.update(overrides)
         claims = {k: v for k, v in claims.items() if v is not None or k == "picture"}
@@ -121,9 +137,12 @@ def main(argv: list[str] | None = None) -> int:
     tok = sub.add_parser("token", help="print a Google-format ID token for the local stage")
     tok.add_argument("--email", required=True)
     tok.add_argument("--name")
+    tok.add_argument("--sub", help="the Google account id (default: a stable one per email)")
+    tok.add_argument("--unverified", action="store_true", help="email_verified false (refused by the API)")
     tok.add_argument("--key", type=Path, default=DEFAULT_KEY)
     args = parser.parse_args(argv)
-    print(DevKey(args.key).mint(args.email, args.name))
+    print(DevKey(args.key).mint(args.email, args.name, sub=args.sub or None,
+                                email_verified=not args.unverified))
     return 0
 
 

@@ -111,13 +111,12 @@ def test_removed_members_lose_access_at_once(two_streams):
 
 
 def test_platform_admins_do_not_bypass_membership(two_streams, stack):
-    from chalicelib import db
-    from chalicelib.auth.users import is_platform_admin
+    from chalicelib.auth.users import is_platform_admin, upsert_from_google
     from chalicelib.config import get_settings
+    from infra.local.google_keys import DevKey
 
-    email = get_settings().admin_emails[0]
-    root = db.fetch_one("INSERT INTO users (email, name) VALUES (%s, 'Root') ON CONFLICT (email)"
-                        " DO UPDATE SET name = users.name RETURNING *", (email,))
+    email = get_settings().admin_emails[0]  # signed in as the account that owns the address
+    root = upsert_from_google({"sub": DevKey.sub_for(email), "email": email, "name": "Root"})
     assert is_platform_admin(root)
     a = two_streams["a"]
     with pytest.raises(ForbiddenError):
