@@ -38,12 +38,13 @@ def delete_video(video_id: str) -> None:
     logger.info("video deleted", extra={"video_id": video_id})
 
 
-def delete_stream_videos(user: dict, stream_id: str) -> None:
-    """Delete every video of a stream (objects included) before the stream goes; admins only."""
+def delete_stream_videos(user: dict, stream_id: str) -> int:
+    """Delete every video of a stream (objects included) before the stream goes; admins only. How many."""
     access.require_stream_role(user, stream_id, "admin")
-    for row in db.fetch_all("SELECT id FROM videos WHERE stream_id = %s ORDER BY uploaded_at",
-                            (stream_id,)):
+    rows = db.fetch_all("SELECT id FROM videos WHERE stream_id = %s ORDER BY uploaded_at", (stream_id,))
+    for row in rows:
         delete_video(str(row["id"]))
+    return len(rows)
 
 
 def stop_executions(video_id: str) -> int:

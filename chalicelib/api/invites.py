@@ -5,6 +5,11 @@ PUT /streams/{id}/members/{user_id}). A revoked invite is gone: every route,
 the public one and join included, answers it exactly like an unknown code
 (404), so a revoked link reveals nothing about the stream. Expired and used-up
 invites are still shown to admins and publicly with valid=false.
+
+Creating, changing and revoking an invite is audited (invite.create,
+invite.update, invite.revoke). The entry names the invite by the first
+AUDIT_CODE_CHARS characters of its code, never the whole code: platform admins
+read every audit entry but are no members, and a whole code would let them join.
 """
 from __future__ import annotations
 
@@ -25,6 +30,7 @@ MAX_EXPIRES_IN_HOURS = 24 * 365 * 10
 MAX_USAGE_LIMIT = 1_000_000
 MAX_CODE_LENGTH = 128
 _CODE_BYTES = 12  # 16 URL-safe characters, 96 random bits
+AUDIT_CODE_CHARS = 6  # what the audit log shows of a code: recognisable, 60 bits still secret
 
 _ACTIVE = ("revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())"
            " AND (usage_limit IS NULL OR use_count < usage_limit)")
@@ -68,6 +74,9 @@ def create_invite(user: dict, stream_id: str, body: dict) -> dict:
                  fields.get("usage_limit")))
             row = cur.fetchone()
             if row is not None:
+                _audit(cur, user, "invite.create", row, {
+                    "role": row["role"], "expires_at": iso(row["expires_at"]),
+                    "usage_limit": row["usage_limit"]})
                 return _invite(row)
 
 
@@ -100,16 +109,24 @@ def update_invite(user: dict, stream_id: str, code: str, body: dict) -> dict:
         sets = ", ".join(f"{column} = %({column})s" for column in fields)
         cur.execute(f"UPDATE invites SET {sets} WHERE code = %(code)s AND stream_id = %(stream_id)s"
                     f" RETURNING *, {_STATE}", {**fields, "code": code, "stream_id": stream_id})
-        return _invite(cur.fetchone())
+        row = cur.fetchone()
+        _audit(cur, user, "invite.update", row,
+               {k: iso(row[k]) if k == "expires_at" else row[k] for k in fields})
+        return _invite(row)
 
 
 def revoke_invite(user: dict, stream_id: str, code: str) -> None:
     """Revoke an invite: it stops working at once; admins only."""
     stream_id = parse_uuid(stream_id, "Stream")
     access.require_stream_role(user, stream_id, "admin")
-    if not db.execute("UPDATE invites SET revoked_at = now() WHERE code = %s AND stream_id = %s"
-                      " AND revoked_at IS NULL", (_code(code), stream_id)):
-        raise NotFoundError("Invite not found")
+    with db.transaction() as cur:
+        cur.execute("UPDATE invites SET revoked_at = now() WHERE code = %s AND stream_id = %s"
+                    " AND revoked_at IS NULL RETURNING code, stream_id, role, use_count",
+                    (_code(code), stream_id))
+        row = cur.fetchone()
+        if row is None:
+            raise NotFoundError("Invite not found")
+        _audit(cur, user, "invite.revoke", row, {"role": row["role"], "use_count": row["use_count"]})
 
 
 # ---------------------------------------------------------------- public and join
@@ -179,6 +196,12 @@ def new_code() -> str:
 
 
 # ---------------------------------------------------------------- helpers
+
+def _audit(cur: Any, user: dict, action: str, invite: dict, details: dict) -> None:
+    """An invite.* audit entry, naming the invite by a prefix of its code (see the module doc)."""
+    moderation.audit(cur, user, action, "invite", invite["code"][:AUDIT_CODE_CHARS],
+                     invite["stream_id"], details)
+
 
 def _refuse_join(cur: Any, code: str) -> None:
     """Why the conditional use-count UPDATE matched nothing, as the documented error."""

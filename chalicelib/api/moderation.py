@@ -5,10 +5,18 @@ stream's own admins for their stream. Members report videos they can see
 (one open report per reporter per video). A moderator resolves a report
 (optionally hiding the video, which resolves the video's other open reports
 with it) or dismisses it. A hidden video is 404 for everyone but its stream's
-admins (chalicelib.access), and gone from lists and search. A ban removes the
-user from the stream and keeps them out: invites refuse them, and without
-membership they can neither see nor upload. Stream admins cannot be banned
-(demote them first), so a stream never loses its last admin this way.
+admins (chalicelib.access), and gone from lists and search.
+
+Platform moderation outranks the stream's: a hide records its level
+('platform' or 'stream'), and only a platform admin lifts a platform hide
+(a platform admin hiding a stream-hidden video raises it to platform). A
+stream admin never closes reports about a video they uploaded themselves, and
+never sees who reported (reporter id and email are left out for them).
+
+A ban removes the user from the stream and keeps them out: invites refuse
+them, and without membership they can neither see nor upload. Stream admins
+cannot be banned (demote them first), so a stream never loses its last admin
+this way.
 
 Every moderator action is written to the audit log in the same transaction
 as the action itself: no action without its entry, no entry without its action.
@@ -22,12 +30,13 @@ from chalicelib import access, db
 from chalicelib.api.http import parse_uuid
 from chalicelib.auth.tokens import iso
 from chalicelib.auth.users import is_platform_admin, require_platform_admin
-from chalicelib.errors import ConflictError, NotFoundError, ValidationError
+from chalicelib.errors import ConflictError, ForbiddenError, NotFoundError, ValidationError
 
 REASONS = ("spam", "harassment", "hate", "violence", "sexual", "copyright", "cheating", "other")
 STATUSES = ("pending", "resolved", "dismissed")
 MAX_NOTE = 1000  # report details, notes and reasons
 MAX_FILTER = 100
+PLATFORM, STREAM = "platform", "stream"  # moderation levels, the first outranks the second
 
 
 # ---------------------------------------------------------------- audit log
@@ -93,6 +102,7 @@ def list_reports(user: dict, params: dict, page: int, limit: int, stream_id: str
         require_platform_admin(user)
     else:
         _require_moderator(user, stream_id)
+    with_reporter = is_platform_admin(user)
     status = params.get("status", "pending")
     if status not in (*STATUSES, "all"):
         raise ValidationError("Invalid report filter",
@@ -111,8 +121,8 @@ def list_reports(user: dict, params: dict, page: int, limit: int, stream_id: str
         f" JOIN users u ON u.id = r.reporter_id WHERE v.deleted_at IS NULL AND {where}"
         " ORDER BY r.created_at, r.id LIMIT %(limit)s OFFSET %(offset)s",
         {**filters, "limit": limit, "offset": (page - 1) * limit})
-    return {"reports": [_report(r) for r in rows], "status": status, "page": page, "limit": limit,
-            "total": rows[0]["total"] if rows else 0}
+    return {"reports": [_report(r, with_reporter) for r in rows], "status": status, "page": page,
+            "limit": limit, "total": rows[0]["total"] if rows else 0}
 
 
 def resolve_report(user: dict, report_id: str, body: dict) -> dict:
@@ -132,20 +142,23 @@ def dismiss_report(user: dict, report_id: str, body: dict) -> dict:
 def _close_report(user: dict, report_id: str, status: str, note: str, hide: bool) -> dict:
     rid = parse_uuid(report_id, "Report")
     with db.transaction() as cur:
-        cur.execute("SELECT r.*, v.stream_id, v.title, v.hidden_at, u.email AS reporter_email"
-                    " FROM content_reports r JOIN videos v ON v.id = r.video_id"
+        cur.execute("SELECT r.*, v.stream_id, v.title, v.hidden_at, v.uploaded_by,"
+                    " u.email AS reporter_email FROM content_reports r JOIN videos v ON v.id = r.video_id"
                     " JOIN users u ON u.id = r.reporter_id"
                     " WHERE r.id = %s AND v.deleted_at IS NULL FOR UPDATE OF r", (rid,))
         report = cur.fetchone()
         if report is None:
             raise NotFoundError("Report not found")
-        _check_moderator(cur, user, report["stream_id"])
+        level = _check_moderator(cur, user, report["stream_id"])
+        if level == STREAM and str(report["uploaded_by"]) == str(user["id"]):
+            raise ForbiddenError("You cannot resolve or dismiss reports about your own video;"
+                                 " a platform admin or another stream admin decides")
         if report["status"] != "pending":
             raise ConflictError("Report already closed", status=report["status"])
         resolution = "video_hidden" if hide else ("no_action" if status == "dismissed" else "resolved")
         closed = [rid]
         if hide:
-            _set_hidden(cur, user, report["video_id"], report["stream_id"], True,
+            _set_hidden(cur, user, level, report["video_id"], report["stream_id"], True,
                         f"report {rid}: {report['reason']}")
             cur.execute("UPDATE content_reports SET status = 'resolved', resolved_at = now(),"
                         " resolved_by = %s, resolution = 'video_hidden', note = %s"
@@ -159,7 +172,7 @@ def _close_report(user: dict, report_id: str, status: str, note: str, hide: bool
         audit(cur, user, f"report.{'resolve' if status == 'resolved' else 'dismiss'}", "report", rid,
               report["stream_id"], {"video_id": str(report["video_id"]), "resolution": resolution,
                                     "note": note, "reports_closed": closed})
-    return _report({**report, **row, "hidden_at": True if hide else report["hidden_at"]})
+    return _report({**report, **row, "hidden_at": True if hide else report["hidden_at"]}, level == PLATFORM)
 
 
 # ---------------------------------------------------------------- hiding videos
@@ -171,7 +184,7 @@ def hide_video(user: dict, video_id: str, body: dict) -> dict:
 
 
 def unhide_video(user: dict, video_id: str) -> dict:
-    """Show a hidden video again; repeating it changes nothing."""
+    """Show a hidden video again; repeating it changes nothing. A platform hide: platform admins only."""
     return _hide(user, video_id, False, "")
 
 
@@ -179,30 +192,54 @@ def _hide(user: dict, video_id: str, hidden: bool, reason: str) -> dict:
     vid = parse_uuid(video_id, "Video")
     with db.transaction() as cur:
         video = access.lock_video(cur, vid)
-        _check_moderator(cur, user, video["stream_id"])
-        row = _set_hidden(cur, user, vid, video["stream_id"], hidden, reason)
-    return {"video_id": vid, "hidden": row["hidden_at"] is not None, "hidden_at": iso(row["hidden_at"]),
+        level = _check_moderator(cur, user, video["stream_id"])
+        row = _set_hidden(cur, user, level, vid, video["stream_id"], hidden, reason)
+    hidden_now = row["hidden_at"] is not None
+    return {"video_id": vid, "hidden": hidden_now, "hidden_at": iso(row["hidden_at"]),
             "hidden_by": str(row["hidden_by"]) if row["hidden_by"] else None,
-            "reason": row["hidden_reason"]}
+            "level": _level(row) if hidden_now else None, "reason": row["hidden_reason"]}
 
 
-def _set_hidden(cur: Any, user: dict, video_id: Any, stream_id: Any, hidden: bool, reason: str) -> dict:
-    """Hide or show the video row; audited only when its state changes."""
-    if hidden:
-        cur.execute("UPDATE videos SET hidden_at = now(), hidden_by = %s, hidden_reason = %s"
-                    " WHERE id = %s AND hidden_at IS NULL RETURNING hidden_at, hidden_by, hidden_reason",
-                    (user["id"], reason, video_id))
-    else:
-        cur.execute("UPDATE videos SET hidden_at = NULL, hidden_by = NULL, hidden_reason = NULL"
-                    " WHERE id = %s AND hidden_at IS NOT NULL RETURNING hidden_at, hidden_by, hidden_reason",
-                    (video_id,))
+def _set_hidden(cur: Any, user: dict, level: str, video_id: Any, stream_id: Any, hidden: bool,
+                reason: str) -> dict:
+    """Hide or show the locked video row at the caller's level; audited only when something changes.
+
+    A stream admin cannot lift a platform hide (403, nothing changes); a platform
+    admin hiding a stream-hidden video raises the hide to platform level.
+    """
+    cur.execute("SELECT hidden_at, hidden_by, hidden_reason, hidden_level FROM videos WHERE id = %s"
+                " FOR UPDATE", (video_id,))
+    current = cur.fetchone()
+    was_hidden = current["hidden_at"] is not None
+    if not hidden:
+        if not was_hidden:
+            return current
+        if _level(current) == PLATFORM and level != PLATFORM:
+            raise ForbiddenError("This video was hidden by a platform admin;"
+                                 " only a platform admin can unhide it")
+        cur.execute("UPDATE videos SET hidden_at = NULL, hidden_by = NULL, hidden_reason = NULL,"
+                    " hidden_level = NULL WHERE id = %s"
+                    " RETURNING hidden_at, hidden_by, hidden_reason, hidden_level", (video_id,))
+        row = cur.fetchone()
+        audit(cur, user, "video.unhide", "video", video_id, stream_id, {"level": _level(current)})
+        return row
+    if was_hidden and not (level == PLATFORM and _level(current) == STREAM):
+        return current  # already hidden at this level or above
+    cur.execute("UPDATE videos SET hidden_at = coalesce(hidden_at, now()), hidden_by = %s,"
+                " hidden_reason = %s, hidden_level = %s WHERE id = %s"
+                " RETURNING hidden_at, hidden_by, hidden_reason, hidden_level",
+                (user["id"], reason, level, video_id))
     row = cur.fetchone()
-    if row is None:  # already in that state
-        cur.execute("SELECT hidden_at, hidden_by, hidden_reason FROM videos WHERE id = %s", (video_id,))
-        return cur.fetchone()
-    audit(cur, user, "video.hide" if hidden else "video.unhide", "video", video_id, stream_id,
-          {"reason": reason} if hidden else {})
+    details = {"reason": reason, "level": level}
+    if was_hidden:
+        details["raised_from"] = STREAM
+    audit(cur, user, "video.hide", "video", video_id, stream_id, details)
     return row
+
+
+def _level(row: dict) -> str:
+    """A hide's level; one written without a level counts as platform (the safe side)."""
+    return row.get("hidden_level") or PLATFORM
 
 
 # ---------------------------------------------------------------- bans
@@ -282,14 +319,18 @@ def _require_moderator(user: dict, stream_id: Any) -> None:
     access.require_stream_role(user, stream_id, "admin")
 
 
-def _check_moderator(cur: Any, user: dict, stream_id: Any) -> None:
-    """_require_moderator inside the caller's transaction, for a stream known to exist."""
+def _check_moderator(cur: Any, user: dict, stream_id: Any) -> str:
+    """_require_moderator inside the caller's transaction, for a stream known to exist; the level.
+
+    A platform admin acts as one even in a stream they also administer.
+    """
     if is_platform_admin(user):
-        return
+        return PLATFORM
     cur.execute("SELECT role FROM stream_members WHERE stream_id = %s AND user_id = %s",
                 (stream_id, user["id"]))
     member = cur.fetchone()
     access.check_role(member["role"] if member else None, "admin")
+    return STREAM
 
 
 def _lock_as_moderator(cur: Any, user: dict, stream_id: str) -> None:
@@ -349,11 +390,13 @@ def _filters(params: dict, allowed: dict[str, Any]) -> dict[str, str]:
     return filters
 
 
-def _report(row: dict) -> dict:
+def _report(row: dict, with_reporter: bool = True) -> dict:
+    """The API's view of a report; without the reporter's identity for the accused stream's admins."""
+    reporter = {"reporter_id": str(row["reporter_id"]), "reporter_email": row.get("reporter_email")} \
+        if with_reporter else {}
     return {
         "id": str(row["id"]), "video_id": str(row["video_id"]), "stream_id": str(row["stream_id"]),
-        "video_title": row["title"], "video_hidden": bool(row.get("hidden_at")),
-        "reporter_id": str(row["reporter_id"]), "reporter_email": row.get("reporter_email"),
+        "video_title": row["title"], "video_hidden": bool(row.get("hidden_at")), **reporter,
         "reason": row["reason"], "details": row["details"], "status": row["status"],
         "created_at": iso(row["created_at"]), "resolved_at": iso(row["resolved_at"]),
         "resolved_by": str(row["resolved_by"]) if row["resolved_by"] else None,

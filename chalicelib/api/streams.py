@@ -78,17 +78,25 @@ def update_stream(user: dict, stream_id: str, body: dict) -> dict:
     params = {**fields, "id": stream_id}
     if "settings" in params:
         params["settings"] = Json(params["settings"])
-    db.execute(f"UPDATE streams SET {sets}, updated_at = now() WHERE id = %(id)s", params)
+    with db.transaction() as cur:
+        cur.execute(f"UPDATE streams SET {sets}, updated_at = now() WHERE id = %(id)s", params)
+        moderation.audit(cur, user, "stream.update", "stream", stream_id, stream_id,
+                         {"fields": sorted(fields), **{k: fields[k] for k in ("name",) if k in fields}})
     return _stream_details(stream_id, role)
 
 
 def delete_stream(user: dict, stream_id: str) -> None:
-    """Delete a stream; members, invites and videos go with it. Admins only."""
+    """Delete a stream; members, invites and videos go with it. Admins only.
+
+    The audit entry (stream.delete) is written with the row's DELETE and outlives it.
+    """
     stream_id = parse_uuid(stream_id, "Stream")
-    video_deletion.delete_stream_videos(user, stream_id)
+    videos = video_deletion.delete_stream_videos(user, stream_id)
     with db.transaction() as cur:
         access.lock_stream_role(cur, user, stream_id, "admin")
-        cur.execute("DELETE FROM streams WHERE id = %s", (stream_id,))
+        cur.execute("DELETE FROM streams WHERE id = %s RETURNING name", (stream_id,))
+        moderation.audit(cur, user, "stream.delete", "stream", stream_id, stream_id,
+                         {"name": cur.fetchone()["name"], "videos_deleted": videos})
 
 
 def _stream_details(stream_id: str, role: str) -> dict:

@@ -10,7 +10,7 @@ import re
 from typing import Any
 
 from chalicelib import access, db, video_deletion
-from chalicelib.api import hls
+from chalicelib.api import hls, moderation
 from chalicelib.api.processing import estimated_time
 from chalicelib.auth.tokens import iso
 from chalicelib.config import get_settings
@@ -235,15 +235,28 @@ def validate_edit(body: dict, problems: list[str] | None = None) -> dict[str, An
 
 
 def delete_video(user: dict, video_id: str) -> None:
-    """Delete a video, its objects and rows; the uploader or a stream admin. Resumable."""
+    """Delete a video, its objects and rows; the uploader or a stream admin. Resumable.
+
+    A stream admin deleting someone else's video is audited (video.delete), in
+    the transaction that marks the row; a repeated DELETE resuming it is not.
+    """
     video = db.fetch_one(  # videos being deleted too: a repeated DELETE resumes them
-        "SELECT v.id, v.stream_id, v.uploaded_by, m.role AS member_role FROM videos v"
+        "SELECT v.id, v.stream_id, v.uploaded_by, v.title, m.role AS member_role FROM videos v"
         " LEFT JOIN stream_members m ON m.stream_id = v.stream_id AND m.user_id = %s"
         " WHERE v.id = %s", (user["id"], video_id))
     if video is None:
         raise NotFoundError("Video not found")
     access.check_role(video["member_role"], "viewer")
     require_owner_or_admin(user, video)
+    if str(video["uploaded_by"]) != str(user["id"]):
+        with db.transaction() as cur:
+            cur.execute("UPDATE videos SET deleted_at = now() WHERE id = %s AND deleted_at IS NULL"
+                        " RETURNING hidden_at", (video["id"],))
+            marked = cur.fetchone()
+            if marked is not None:
+                moderation.audit(cur, user, "video.delete", "video", video["id"], video["stream_id"],
+                                 {"title": video["title"], "uploaded_by": str(video["uploaded_by"]),
+                                  "hidden": marked["hidden_at"] is not None})
     video_deletion.delete_video(str(video["id"]))
 
 

@@ -176,7 +176,7 @@ def test_a_hidden_video_is_gone_for_all_but_stream_admins(client, crew, s3):
 
     status, shown = call(client, "POST", f"/admin/videos/{vid}/unhide", crew["root"])
     assert status == 200 and shown == {"video_id": vid, "hidden": False, "hidden_at": None, "hidden_by": None,
-                                       "reason": None}
+                                       "level": None, "reason": None}
     assert call(client, "GET", f"/videos/{vid}", crew["viewer"])[0] == 200
     assert client.http.get(hls_path).status_code == 200
     assert audit_actions(client, crew, target_id=vid) == ["video.unhide", "video.hide"]  # the repeat: no entry
@@ -327,3 +327,192 @@ def test_member_role_changes_and_removals_are_audited(client, crew):
     assert members == [("member.remove", fan, {"role": "viewer"}, admin),                 # newest first
                        ("member.role", viewer, {"from": "viewer", "to": "creator"}, admin)]  # no-op: no entry
     assert audit_actions(client, crew, target_id=viewer) == ["member.role"]
+
+
+# ---------------------------------------------------------------- platform moderation outranks stream admins
+
+def raw(client, path, who) -> str:
+    """The raw JSON text of a GET, to prove something is nowhere in it."""
+    resp = client.http.get(path, headers=who["headers"])
+    assert resp.status_code == 200, resp.body
+    return resp.body.decode() if isinstance(resp.body, bytes) else resp.body
+
+
+def hidden_row(vid):
+    return db.fetch_one("SELECT hidden_at, hidden_by, hidden_reason, hidden_level FROM videos WHERE id = %s",
+                        (vid,))
+
+
+def audit_rows(target_id):
+    return db.fetch_all("SELECT action, actor_id, details FROM audit_log WHERE target_id = %s ORDER BY id",
+                        (str(target_id),))
+
+
+PLATFORM_HIDE = (403, {"error": "This video was hidden by a platform admin; only a platform admin can unhide it"})
+
+
+def test_a_platform_hide_is_lifted_only_by_a_platform_admin(client, crew):
+    vid, root, admin = crew["vid"], crew["root"], crew["admin"]
+    rid = report(client, crew)[1]["id"]                          # while members still see the video
+    status, hidden = call(client, "POST", f"/admin/videos/{vid}/hide", root, {"reason": "illegal"})
+    assert status == 200 and (hidden["level"], hidden["hidden_by"]) == ("platform", root["user"]["id"])
+    before = hidden_row(vid)
+
+    assert call(client, "POST", f"/admin/videos/{vid}/unhide", admin) == PLATFORM_HIDE
+    # Hiding again at stream level neither lowers the hide nor takes it over.
+    status, again = call(client, "POST", f"/admin/videos/{vid}/hide", admin, {"reason": "mine now"})
+    assert status == 200 and again == hidden
+    assert call(client, "POST", f"/admin/videos/{vid}/unhide", admin) == PLATFORM_HIDE
+    # Nor does resolving a report with hide_video.
+    assert call(client, "POST", f"/admin/reports/{rid}/resolve", admin, {"hide_video": True})[0] == 200
+    assert call(client, "POST", f"/admin/videos/{vid}/unhide", admin) == PLATFORM_HIDE
+    assert hidden_row(vid) == before
+    assert call(client, "GET", f"/videos/{vid}", crew["viewer"]) == (404, {"error": "Video not found"})
+    assert [r["action"] for r in audit_rows(vid)] == ["video.hide"]
+    assert audit_rows(vid)[0]["details"] == {"reason": "illegal", "level": "platform"}
+
+    status, shown = call(client, "POST", f"/admin/videos/{vid}/unhide", root)
+    assert status == 200 and shown["hidden"] is False and shown["level"] is None
+    assert hidden_row(vid) == {"hidden_at": None, "hidden_by": None, "hidden_reason": None, "hidden_level": None}
+    assert [(r["action"], r["details"]) for r in audit_rows(vid)] == \
+        [("video.hide", {"reason": "illegal", "level": "platform"}), ("video.unhide", {"level": "platform"})]
+
+
+def test_a_platform_admin_raises_a_stream_hide_and_a_platform_resolve_hides_at_platform_level(client, crew):
+    vid, root, admin = crew["vid"], crew["root"], crew["admin"]
+    # A stream hide is the stream's own: its admins lift it.
+    assert call(client, "POST", f"/admin/videos/{vid}/hide", admin, {"reason": "ours"})[1]["level"] == "stream"
+    assert call(client, "POST", f"/admin/videos/{vid}/unhide", admin)[0] == 200
+    status, first = call(client, "POST", f"/admin/videos/{vid}/hide", admin, {"reason": "ours"})
+    status, raised = call(client, "POST", f"/admin/videos/{vid}/hide", root, {"reason": "platform"})
+    assert status == 200 and (raised["level"], raised["hidden_by"], raised["reason"]) == \
+        ("platform", root["user"]["id"], "platform")
+    assert raised["hidden_at"] == first["hidden_at"]                  # hidden since the first hide
+    assert audit_rows(vid)[-1]["details"] == {"reason": "platform", "level": "platform", "raised_from": "stream"}
+    before, entries = hidden_row(vid), len(audit_rows(vid))
+    assert call(client, "POST", f"/admin/videos/{vid}/unhide", admin) == PLATFORM_HIDE
+    assert (hidden_row(vid), len(audit_rows(vid))) == (before, entries)
+    assert call(client, "POST", f"/admin/videos/{vid}/unhide", root)[0] == 200
+
+    # A platform admin resolving a report with hide_video hides at platform level.
+    rid = report(client, crew)[1]["id"]
+    status, body = call(client, "POST", f"/admin/reports/{rid}/resolve", root, {"hide_video": True})
+    assert status == 200 and body["video_hidden"] is True
+    assert hidden_row(vid)["hidden_level"] == "platform"
+    assert call(client, "POST", f"/admin/videos/{vid}/unhide", admin) == PLATFORM_HIDE
+    assert hidden_row(vid)["hidden_at"] is not None
+
+
+def test_stream_admins_do_not_close_reports_about_their_own_videos(client, crew, sign_in, make_video):
+    sid, admin = crew["sid"], crew["admin"]
+    own = str(make_video({"id": sid}, {"id": admin["user"]["id"]}, title="admin's own")["id"])
+    db.execute("UPDATE videos SET processing_index = 0, status = 'complete' WHERE id = %s", (own,))
+    first = call(client, "POST", f"/videos/{own}/report", crew["viewer"], {"reason": "cheating"})[1]
+    second = call(client, "POST", f"/videos/{own}/report", crew["fan"], {"reason": "spam"})[1]
+    refused = (403, {"error": "You cannot resolve or dismiss reports about your own video;"
+                              " a platform admin or another stream admin decides"})
+    for action, body in (("dismiss", {}), ("resolve", {}), ("resolve", {"hide_video": True}),
+                         ("resolve", {"note": "fine"})):
+        assert call(client, "POST", f"/admin/reports/{first['id']}/{action}", admin, body) == refused
+    rows = db.fetch_all("SELECT status, resolved_by, resolution, note FROM content_reports WHERE video_id = %s",
+                        (own,))
+    assert rows == [{"status": "pending", "resolved_by": None, "resolution": None, "note": ""}] * 2
+    assert hidden_row(own)["hidden_at"] is None
+    assert audit_rows(first["id"]) == [] and audit_rows(own) == []
+    # Still in their queue (without reporters), for the others to decide.
+    queue = call(client, "GET", f"/streams/{sid}/reports", admin)[1]
+    assert {r["id"] for r in queue["reports"]} == {first["id"], second["id"]}
+    # Another stream admin may; so may a platform admin.
+    co_admin = sign_in()
+    add_member(sid, co_admin, "admin")
+    assert call(client, "POST", f"/admin/reports/{first['id']}/dismiss", co_admin, {})[0] == 200
+    assert call(client, "POST", f"/admin/reports/{second['id']}/resolve", crew["root"], {"hide_video": True})[0] == 200
+    assert [r["action"] for r in audit_rows(first["id"])] == ["report.dismiss"]
+    # Reports about other uploaders' videos stay theirs to close.
+    other = report(client, crew)[1]
+    assert call(client, "POST", f"/admin/reports/{other['id']}/dismiss", admin, {})[0] == 200
+
+
+def test_stream_admins_never_see_who_reported(client, crew):
+    sid, viewer, fan = crew["sid"], crew["viewer"]["user"], crew["fan"]["user"]
+    first = report(client, crew)[1]
+    report(client, crew, who="fan", reason="spam")
+    identities = (viewer["id"], viewer["email"], fan["id"], fan["email"])
+    for path in (f"/streams/{sid}/reports", f"/streams/{sid}/reports?status=all",
+                 f"/streams/{sid}/reports?reason=spam", f"/streams/{sid}/audit"):
+        text = raw(client, path, crew["admin"])
+        assert not [i for i in identities if i.lower() in text.lower()], path
+    queue = call(client, "GET", f"/streams/{sid}/reports", crew["admin"])[1]["reports"]
+    assert len(queue) == 2 and all("reporter_id" not in r and "reporter_email" not in r for r in queue)
+    # Closing a report answers the stream admin without the reporter too.
+    status, closed = call(client, "POST", f"/admin/reports/{first['id']}/dismiss", crew["admin"], {})
+    assert status == 200 and closed["status"] == "dismissed"
+    assert not {"reporter_id", "reporter_email"} & set(closed)
+    text = raw(client, f"/streams/{sid}/reports?status=all", crew["admin"]) + \
+        raw(client, f"/streams/{sid}/audit", crew["admin"])
+    assert not [i for i in identities if i.lower() in text.lower()]
+    # Platform admins see them, in both queues.
+    for path in (f"/streams/{sid}/reports?status=all", f"/admin/reports?stream_id={sid}&status=all"):
+        rows = call(client, "GET", path, crew["root"])[1]["reports"]
+        assert {(r["reporter_id"], r["reporter_email"]) for r in rows} == \
+            {(viewer["id"], viewer["email"]), (fan["id"], fan["email"])}
+
+
+def test_stream_and_invite_administration_is_audited(client, crew):
+    sid, admin, creator, root = crew["sid"], crew["admin"], crew["creator"], crew["root"]
+    # Not admins of the stream: refused, nothing written, nothing logged.
+    assert call(client, "PUT", f"/streams/{sid}", creator, {"name": "Mine"}) == \
+        (403, {"error": "Admin access required"})
+    assert call(client, "POST", f"/streams/{sid}/invites", creator, {"role": "viewer"})[0] == 403
+    assert call(client, "POST", f"/streams/{sid}/invites", root, {"role": "viewer"}) == \
+        (403, {"error": "Access denied"})                              # platform admins are no members
+    assert db.fetch_one("SELECT name FROM streams WHERE id = %s", (sid,))["name"] == "Moderated"
+    assert db.fetch_one("SELECT count(*) AS n FROM invites WHERE stream_id = %s", (sid,))["n"] == 0
+    assert db.fetch_one("SELECT count(*) AS n FROM audit_log WHERE stream_id = %s", (sid,))["n"] == 0
+
+    assert call(client, "PUT", f"/streams/{sid}", admin, {"name": "Renamed", "settings": {"a": 1}})[0] == 200
+    status, invite = call(client, "POST", f"/streams/{sid}/invites", admin,
+                          {"role": "viewer", "usage_limit": 5, "expires_at": None})
+    assert status == 201
+    code = invite["code"]
+    assert call(client, "PUT", f"/streams/{sid}/invites/{code}", admin, {"role": "creator", "usage_limit": 9})[0] == 200
+    assert call(client, "PUT", f"/streams/{sid}/invites/{code}", creator, {"usage_limit": 1})[0] == 403
+    assert call(client, "DELETE", f"/streams/{sid}/invites/{code}", creator)[0] == 403
+    assert call(client, "DELETE", f"/streams/{sid}/invites/{code}", admin)[0] == 204
+    assert call(client, "DELETE", f"/streams/{sid}/invites/{code}", admin)[0] == 404     # gone: no entry
+
+    status, log = call(client, "GET", f"/streams/{sid}/audit", admin)
+    me = {"id": admin["user"]["id"], "email": admin["user"]["email"]}
+    assert [(e["action"], e["target"], e["details"], e["actor"]) for e in reversed(log["entries"])] == [
+        ("stream.update", {"type": "stream", "id": sid}, {"fields": ["name", "settings"], "name": "Renamed"}, me),
+        ("invite.create", {"type": "invite", "id": code[:6]},
+         {"role": "viewer", "expires_at": None, "usage_limit": 5}, me),
+        ("invite.update", {"type": "invite", "id": code[:6]}, {"role": "creator", "usage_limit": 9}, me),
+        ("invite.revoke", {"type": "invite", "id": code[:6]}, {"role": "creator", "use_count": 0}, me)]
+    # The log platform admins read never hands out a working invite code.
+    assert code not in raw(client, f"/admin/audit?stream_id={sid}", root)
+
+
+def test_admin_deletes_of_videos_and_streams_are_audited(client, crew, make_video):
+    sid, admin, creator = crew["sid"], crew["admin"], crew["creator"]
+    theirs = str(make_video({"id": sid}, {"id": creator["user"]["id"]}, title="theirs")["id"])
+    own = str(make_video({"id": sid}, {"id": creator["user"]["id"]}, title="own")["id"])
+    assert call(client, "DELETE", f"/videos/{theirs}", crew["viewer"])[0] == 403
+    assert audit_rows(theirs) == [] and db.fetch_one("SELECT deleted_at FROM videos WHERE id = %s",
+                                                     (theirs,))["deleted_at"] is None
+    assert call(client, "DELETE", f"/videos/{theirs}", admin)[0] == 204
+    assert call(client, "DELETE", f"/videos/{own}", creator)[0] == 204       # their own: no admin action
+    assert audit_rows(own) == []
+    assert [(r["action"], str(r["actor_id"]), r["details"]) for r in audit_rows(theirs)] == \
+        [("video.delete", admin["user"]["id"],
+          {"title": "theirs", "uploaded_by": creator["user"]["id"], "hidden": False})]
+
+    assert call(client, "DELETE", f"/streams/{sid}", creator) == (403, {"error": "Admin access required"})
+    assert db.fetch_one("SELECT 1 FROM streams WHERE id = %s", (sid,)) is not None
+    assert [r["action"] for r in audit_rows(sid)] == []
+    assert call(client, "DELETE", f"/streams/{sid}", admin)[0] == 204
+    assert db.fetch_one("SELECT 1 FROM streams WHERE id = %s", (sid,)) is None
+    status, log = call(client, "GET", f"/admin/audit?action=stream.delete&target_id={sid}", crew["root"])
+    assert [(e["actor"]["id"], e["stream_id"], e["details"]) for e in log["entries"]] == \
+        [(admin["user"]["id"], sid, {"name": "Moderated", "videos_deleted": 1})]   # crew's video was left
+    assert call(client, "GET", f"/streams/{sid}/audit", admin)[0] == 404      # the stream is gone, the entry stays
