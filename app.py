@@ -306,9 +306,6 @@ def admin_duplicates() -> dict:
 
 # ---------------------------------------------------------------- video details, social, files, shares, system
 
-app.api.binary_types.append(files.JPEG)
-
-
 @app.route("/streams/{stream_id}/videos", methods=["GET"])
 @handles_errors
 def videos_list(stream_id: str) -> dict:

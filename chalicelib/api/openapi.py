@@ -227,9 +227,9 @@ def _json(schema: dict, description: str = "OK") -> dict:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
-_JPEG = {"description": "The thumbnail (processing or duplicate overlay while not complete)",
-         "headers": {"ETag": {"schema": _S}, "Cache-Control": {"schema": _S}},
-         "content": {"image/jpeg": {"schema": {"type": "string", "format": "binary"}}}}
+_THUMBNAIL = {"description": "Redirect to a presigned GET of the thumbnail (processing or duplicate overlay"
+                              " while not complete), whatever the Accept header; storage serves image/jpeg",
+              "headers": {"Location": {"schema": _S}, "ETag": {"schema": _S}, "Cache-Control": {"schema": _S}}}
 _REDIRECT = {"description": "Redirect to a short-lived presigned URL",
              "headers": {"Location": {"schema": _S}, "Cache-Control": {"schema": _S}}}
 _NO_CONTENT = {"description": "Deleted"}
@@ -352,8 +352,8 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
     ("GET", "/share/{code}"): {"summary": "Public view of a shared video",
                                "ok": ("200", _json(_ref("SharedVideo"))), "gone": True},
     ("GET", "/files/videos/{video_id}/thumbnail"): {
-        "summary": "The thumbnail for the video's state (send Accept: image/jpeg or */*)",
-        "ok": ("200", _JPEG), "not_modified": True},
+        "summary": "The thumbnail for the video's state (302 to storage; 304 when If-None-Match matches)",
+        "ok": ("302", _THUMBNAIL), "not_modified": True},
     ("GET", "/files/videos/{video_id}/stream"): {"summary": "Redirect to the best stored rendition",
                                                  "ok": ("302", _REDIRECT)},
     ("GET", "/system/storage"): {"summary": "Storage usage (platform admins)",
