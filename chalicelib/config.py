@@ -64,6 +64,8 @@ class Settings:
     minio_webhook_secret: str = ""
     public_base_url: str = "http://127.0.0.1:8000"
     presign_ttl_s: int = 900
+    # The longest a share link can work (requests for longer are refused; older links are cut to it).
+    share_max_ttl_s: int = 30 * 24 * 3600
     rate_limits: dict[str, tuple[int, int]] = field(default_factory=lambda: dict(DEFAULT_RATE_LIMITS))
 
 
@@ -95,6 +97,7 @@ def get_settings() -> Settings:
         minio_webhook_secret=env.get("MINIO_WEBHOOK_SECRET", ""),
         public_base_url=env.get("PUBLIC_BASE_URL", "http://127.0.0.1:8000").rstrip("/"),
         presign_ttl_s=int(env.get("PRESIGN_TTL_SECONDS", "900")),
+        share_max_ttl_s=parse_share_max_ttl(env.get("SHARE_MAX_TTL_SECONDS")),
         rate_limits=parse_rate_limits(env.get("RATE_LIMITS")),
     )
 
@@ -117,6 +120,22 @@ def parse_rate_limits(value: str | None) -> dict[str, tuple[int, int]]:
             raise ValueError(f"RATE_LIMITS: {item!r} needs a known group, a limit of 0 or more and a window of 1 s or more")
         limits[group.strip()] = (limit, seconds)
     return limits
+
+
+def parse_share_max_ttl(value: str | None) -> int:
+    """SHARE_MAX_TTL_SECONDS: whole hours (share lifetimes are asked in hours), at least one.
+
+    A malformed value stops the process at start rather than leaving links uncapped.
+    """
+    if value is None or not value.strip():
+        return Settings.share_max_ttl_s
+    try:
+        seconds = int(value)
+    except ValueError:
+        raise ValueError(f"SHARE_MAX_TTL_SECONDS: {value!r} is not a number of seconds") from None
+    if seconds < 3600 or seconds % 3600:
+        raise ValueError(f"SHARE_MAX_TTL_SECONDS: {value!r} must be a whole number of hours (3600, 7200, ...)")
+    return seconds
 
 
 def reset_settings() -> None:
