@@ -11,8 +11,9 @@ past its expiry, nor past created_at + SHARE_MAX_TTL_SECONDS (so lowering the
 setting cuts older links too); its video is neither deleted nor hidden; and
 its creator is still a member of the video's stream with a role that may share,
 without having left since the link was made (a removed or banned member who is
-let back in does not bring their old links back). Links are listed and revoked
-by an id that is not the code.
+let back in does not bring their old links back). The playback token of a
+link's hls_url names the link, so its playlists stop with it too. Links are
+listed and revoked by an id that is not the code.
 """
 from __future__ import annotations
 
@@ -122,17 +123,9 @@ def revoke_share(user: dict, video_id: str, share_id: str) -> None:
 
 def public_share(code: str) -> dict:
     """The shared video's public view for anyone holding a working code (see the module docstring)."""
-    row = db.fetch_one(
-        "SELECT v.*, s.id AS share_id, s.revoked_at AS share_revoked_at, " + _STATE +
-        " FROM shares s JOIN videos v ON v.id = s.video_id"
-        " WHERE s.code = %(code)s AND v.deleted_at IS NULL AND v.hidden_at IS NULL",
-        _state_params(code=code)) if _plausible_code(code) else None
-    if row is None or not row["creator_ok"]:
+    row = _working("s.code = %(key)s", code) if _plausible_code(code) else None
+    if row is None:
         raise NotFoundError("Share link not found")
-    if row["share_revoked_at"] is not None:
-        raise GoneError("Share link revoked")
-    if row["expired"]:
-        raise GoneError("Share link expired")
     key = files.thumbnail_key_for(row)
     complete = row["processing_index"] == 0 and row["status"] == "complete"
     return {
@@ -144,12 +137,36 @@ def public_share(code: str) -> dict:
     }
 
 
+def working_share(share_id: str, video_id: str) -> None:
+    """Nothing if the link (by id) of this video still works; the same 404/410 as GET /share/{code} otherwise."""
+    sid = access.canonical_id(share_id)
+    row = _working("s.id = %(key)s", sid) if sid else None
+    if row is None or str(row["id"]) != video_id:
+        raise NotFoundError("Share link not found")
+
+
+def _working(where: str, key: str) -> dict | None:
+    """The video row of a share link (with share_id and ends_at) if it works; 410 if revoked or expired."""
+    row = db.fetch_one(
+        "SELECT v.*, s.id AS share_id, s.revoked_at AS share_revoked_at, " + _STATE +
+        " FROM shares s JOIN videos v ON v.id = s.video_id"
+        " WHERE " + where + " AND v.deleted_at IS NULL AND v.hidden_at IS NULL",
+        _state_params(key=key))
+    if row is None or not row["creator_ok"]:
+        return None
+    if row["share_revoked_at"] is not None:
+        raise GoneError("Share link revoked")
+    if row["expired"]:
+        raise GoneError("Share link expired")
+    return row
+
+
 def share_url(code: str) -> str:
     return f"{get_settings().public_base_url}/share/{code}"
 
 
 def _public_stream(video: dict) -> dict:
-    urls = videos.hls_urls(video)
+    urls = videos.hls_urls(video, share_id=str(video["share_id"]))
     return {"hls_url": urls["hls_url"], "bitrates": urls["bitrates"]}
 
 

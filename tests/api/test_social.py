@@ -401,3 +401,26 @@ def test_share_links_over_http(live_api, crew):
                            headers=headers, timeout=30).status_code == 204
     gone = requests.get(f"{live_api}/share/{link['code']}", timeout=30)
     assert gone.status_code == 410 and gone.json() == {"error": "Share link revoked"}
+
+
+def test_a_links_playback_url_stops_with_the_link(client, crew, s3, sign_in):
+    """The hls_url a link handed out (a one-hour token) plays only while the link works."""
+    complete(crew["vid"])
+    s3.put_object(Bucket=BUCKET, Key=f"processed-videos/{crew['vid']}/master.m3u8", Body=b"#EXTM3U\n")
+    member = sign_in()
+    add_member(crew["sid"], member, "viewer")
+    revoked, orphaned, kept = share(client, crew), share(client, crew, member), share(client, crew, "admin")
+
+    def play(link):
+        hls_url = call(client, "GET", f"/share/{link['code']}")[1]["stream"]["hls_url"]
+        return lambda: client.http.get(urlparse(hls_url)._replace(scheme="", netloc="").geturl())
+
+    players = {name: play(link) for name, link in (("revoked", revoked), ("orphaned", orphaned), ("kept", kept))}
+    assert all(p().status_code == 200 for p in players.values())
+    assert call(client, "DELETE", f"/videos/{crew['vid']}/shares/{revoked['id']}", crew["viewer"])[0] == 204
+    assert call(client, "DELETE", f"/streams/{crew['sid']}/members/{member['user']['id']}", crew["admin"])[0] == 204
+    resp = players["revoked"]()
+    assert resp.status_code == 410 and json.loads(resp.body) == {"error": "Share link revoked"}
+    resp = players["orphaned"]()
+    assert resp.status_code == 404 and json.loads(resp.body) == {"error": "Share link not found"}
+    assert players["kept"]().status_code == 200
