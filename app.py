@@ -316,9 +316,6 @@ def admin_duplicates() -> dict:
 
 # ---------------------------------------------------------------- video details, social, files, shares, system
 
-app.api.binary_types.append(files.JPEG)
-
-
 @app.route("/streams/{stream_id}/videos", methods=["GET"])
 @handles_errors
 def videos_list(stream_id: str) -> dict:
@@ -368,6 +365,13 @@ def videos_share(video_id: str) -> Response:
 @handles_errors
 def videos_shares(video_id: str) -> dict:
     return social.share_stats(_user(), parse_uuid(video_id, "Video"))
+
+
+@app.route("/videos/{video_id}/shares/{share_id}", methods=["DELETE"])
+@handles_errors
+def videos_share_revoke(video_id: str, share_id: str) -> Response:
+    social.revoke_share(_user(), parse_uuid(video_id, "Video"), share_id)
+    return Response(status_code=204, body="")
 
 
 @app.route("/share/{code}", methods=["GET"])

@@ -67,6 +67,8 @@ class Settings:
     # The local stack only: each API route group's role credentials (JSON), so a route runs as
     # the role that serves it in AWS. Unset in AWS, where each group is its own function.
     local_api_credentials: str = ""
+    # The longest a share link can work (requests for longer are refused; older links are cut to it).
+    share_max_ttl_s: int = 30 * 24 * 3600
     rate_limits: dict[str, tuple[int, int]] = field(default_factory=lambda: dict(DEFAULT_RATE_LIMITS))
 
 
@@ -99,6 +101,7 @@ def get_settings() -> Settings:
         public_base_url=env.get("PUBLIC_BASE_URL", "http://127.0.0.1:8000").rstrip("/"),
         presign_ttl_s=int(env.get("PRESIGN_TTL_SECONDS", "900")),
         local_api_credentials=env.get("LOCAL_API_CREDENTIALS", ""),
+        share_max_ttl_s=parse_share_max_ttl(env.get("SHARE_MAX_TTL_SECONDS")),
         rate_limits=parse_rate_limits(env.get("RATE_LIMITS")),
     )
 
@@ -121,6 +124,22 @@ def parse_rate_limits(value: str | None) -> dict[str, tuple[int, int]]:
             raise ValueError(f"RATE_LIMITS: {item!r} needs a known group, a limit of 0 or more and a window of 1 s or more")
         limits[group.strip()] = (limit, seconds)
     return limits
+
+
+def parse_share_max_ttl(value: str | None) -> int:
+    """SHARE_MAX_TTL_SECONDS: whole hours (share lifetimes are asked in hours), at least one.
+
+    A malformed value stops the process at start rather than leaving links uncapped.
+    """
+    if value is None or not value.strip():
+        return Settings.share_max_ttl_s
+    try:
+        seconds = int(value)
+    except ValueError:
+        raise ValueError(f"SHARE_MAX_TTL_SECONDS: {value!r} is not a number of seconds") from None
+    if seconds < 3600 or seconds % 3600:
+        raise ValueError(f"SHARE_MAX_TTL_SECONDS: {value!r} must be a whole number of hours (3600, 7200, ...)")
+    return seconds
 
 
 def reset_settings() -> None:

@@ -1,12 +1,16 @@
 """File serving (reference/000 File Serving): thumbnails by state, stream redirects.
 
-Thumbnails are small, so the API returns their bytes (members only, behind
-the bearer token an <img> cannot send — frontends fetch them and use a blob
-URL, or use the presigned URLs of the share view). Chalice, like API
-Gateway, returns binary bodies only when the request's Accept header matches
-a binary type: browsers send `image/avif,...,image/*,*/*;q=0.8` for <img>,
-whose `*/*` matches; `Accept: image/jpeg` does too. Video bytes never pass
-through the API: /stream redirects to a short-lived presigned URL.
+No bytes pass through the API. The thumbnail route answers a 302 to a
+short-lived presigned GET of the stored JPEG, for every client: API Gateway
+(and Chalice, which mirrors it with a 400) returns a binary body only when the
+request's Accept header matches a binary media type, and API Gateway looks at
+the first type only, so a request without Accept (curl -H 'Accept:', many HTTP
+libraries, image proxies) and a browser's `image/avif,...` would get an error
+or base64 text. A redirect works whatever the Accept header says, and S3
+serves the bytes with conditional GETs. The presigned URL pins the response's
+Content-Type and Cache-Control; the 302 itself may be cached only while its URL
+stays valid. ETag/If-None-Match keep working on the API: a client that kept
+the ETag gets 304 without a redirect. /stream redirects the same way.
 """
 from __future__ import annotations
 
@@ -21,6 +25,8 @@ JPEG = "image/jpeg"
 FINAL_CACHE = "private, max-age=86400"
 OVERLAY_CACHE = "private, max-age=60"
 STREAM_TTL_S = 300
+# A cached thumbnail redirect expires this long before the presigned URL it points at.
+REDIRECT_MARGIN_S = 60
 
 
 def thumbnail_candidates(video: dict) -> list[tuple[str, str]]:
@@ -46,22 +52,26 @@ def thumbnail_key_for(video: dict) -> str | None:
 
 
 def thumbnail(user: dict, video_id: str, if_none_match: str | None) -> Response:
-    """The thumbnail for the video's state as image/jpeg; 404 JSON when none exists."""
+    """302 to a presigned GET of the thumbnail for the video's state; 304 if the ETag matches; 404 JSON when none."""
     video = videos.visible_video(user, video_id)
-    client, bucket = storage.s3_client(), get_settings().bucket
+    ttl = get_settings().presign_ttl_s
     for key, cache in thumbnail_candidates(video):
-        try:
-            obj = client.get_object(Bucket=bucket, Key=key)
-        except client.exceptions.NoSuchKey:
+        meta = storage.head(key)
+        if meta is None:
             continue
-        etag = obj["ETag"]
-        headers = {"ETag": etag, "Cache-Control": cache}
+        etag = meta["ETag"]
         if if_none_match and etag in [t.strip() for t in if_none_match.split(",")]:
-            obj["Body"].close()
-            return Response(body="", status_code=304, headers=headers)
-        return Response(body=obj["Body"].read(), status_code=200,
-                        headers={**headers, "Content-Type": JPEG})
+            return Response(body="", status_code=304, headers={"ETag": etag, "Cache-Control": cache})
+        url = storage.presigned_get(key, ttl, ResponseContentType=JPEG, ResponseCacheControl=cache)
+        return Response(body="", status_code=302, headers={
+            "Location": url, "ETag": etag, "Cache-Control": _redirect_cache(cache, ttl)})
     raise NotFoundError("Thumbnail not found")
+
+
+def _redirect_cache(cache: str, url_ttl_s: int) -> str:
+    """cache, with a max-age short enough that a cached redirect never points at an expired URL."""
+    max_age = int(cache.rsplit("max-age=", 1)[1])
+    return f"private, max-age={max(0, min(max_age, url_ttl_s - REDIRECT_MARGIN_S))}"
 
 
 def stream_redirect(user: dict, video_id: str) -> Response:

@@ -41,11 +41,12 @@ PLAYLIST_HEADERS = {
 }
 
 
-def playback_token(user_id: str, video_id: str, ttl_s: int = PLAYBACK_TTL_S) -> str:
-    """A token allowing this viewer to play this video until it expires."""
+def playback_token(user_id: str, video_id: str, ttl_s: int = PLAYBACK_TTL_S, share_id: str | None = None) -> str:
+    """A token allowing this viewer to play this video until it expires (and, for a share link, while it works)."""
     now = int(time.time())
-    return tokens.sign({"sub": str(user_id), "vid": str(video_id), "typ": "playback",
-                        "iss": tokens.ISSUER, "iat": now, "exp": now + ttl_s})
+    claims = {"sub": str(user_id), "vid": str(video_id), "typ": "playback",
+              "iss": tokens.ISSUER, "iat": now, "exp": now + ttl_s}
+    return tokens.sign({**claims, "shr": share_id} if share_id else claims)
 
 
 def _check_token(token: str | None, video_id: str) -> dict:
@@ -58,10 +59,11 @@ def _check_token(token: str | None, video_id: str) -> dict:
     return claims
 
 
-def master_url(user_id: str, video_id: str) -> str:
+def master_url(user_id: str, video_id: str, share_id: str | None = None) -> str:
     """Where a player opens the video (the API, with a playback token)."""
     base = get_settings().public_base_url
-    return f"{base}/api/videos/{video_id}/hls/master.m3u8?token={playback_token(user_id, video_id)}"
+    token = playback_token(user_id, video_id, share_id=share_id)
+    return f"{base}/api/videos/{video_id}/hls/master.m3u8?token={token}"
 
 
 def _read(key: str) -> str:
@@ -77,6 +79,10 @@ def _authorize(user: dict | None, video_id: str, token: str | None) -> dict:
         video = access.require_video_access(user, video_id)
     else:
         claims = _check_token(token, video_id)
+        if claims.get("shr"):
+            # A share link's token plays only while the link works: revoked, expired or orphaned links stop here.
+            from chalicelib.api import social
+            social.working_share(str(claims["shr"]), video_id)
         video = access.require_video_access({"id": claims["sub"]}, video_id)
     if video["status"] == "failed":
         raise NotFoundError("Stream not found", failure_reason=video["failure_reason"])

@@ -128,12 +128,14 @@ SCHEMAS: dict[str, dict] = {
     "StreamUrls": _obj({"hls_url": _S, "dash_url": _nullable(_S), "bitrates": _arr(_INT)},
                        ("hls_url", "bitrates")),
     "LikeState": _obj({"liked": _BOOL, "total_likes": _INT}, ("liked", "total_likes")),
-    "ShareRequest": _obj({"expires_in_hours": {"type": "integer", "minimum": 1,
-                                               "maximum": 8760}}, extra=False),
-    "ShareLink": _obj({"code": _S, "share_url": _S, "expires_at": _TIME, "created_at": _TIME},
-                      ("share_url", "expires_at")),
-    "ShareStats": _obj({"total_shares": _INT, "active_shares": _INT},
-                       ("total_shares", "active_shares")),
+    # ShareRequest's maximum follows SHARE_MAX_TTL_SECONDS: see _share_request().
+    "ShareLink": _obj({"id": _UUID, "code": _S, "share_url": _S, "expires_at": _TIME, "created_at": _TIME},
+                      ("id", "share_url", "expires_at")),
+    "ShareStats": _obj({"total_shares": _INT, "active_shares": _INT, "shares": _arr(_obj({
+        "id": _UUID, "created_by": _UUID, "mine": _BOOL, "code": _nullable(_S), "share_url": _nullable(_S),
+        "created_at": _TIME, "expires_at": _TIME, "revoked_at": _nullable(_TIME),
+        "status": {"type": "string", "enum": ["active", "expired", "revoked", "creator_without_access"]}}))},
+                       ("total_shares", "active_shares", "shares")),
     "SharedVideo": _obj({"id": _UUID, "title": _S, "description": _S, "duration": _nullable(_NUM),
                          "processing_index": _INT, "thumbnail_url": _nullable(_S),
                          "stream": _nullable(_obj({"hls_url": _S, "bitrates": _arr(_INT)})),
@@ -231,9 +233,9 @@ def _json(schema: dict, description: str = "OK") -> dict:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
-_JPEG = {"description": "The thumbnail (processing or duplicate overlay while not complete)",
-         "headers": {"ETag": {"schema": _S}, "Cache-Control": {"schema": _S}},
-         "content": {"image/jpeg": {"schema": {"type": "string", "format": "binary"}}}}
+_THUMBNAIL = {"description": "Redirect to a presigned GET of the thumbnail (processing or duplicate overlay"
+                              " while not complete), whatever the Accept header; storage serves image/jpeg",
+              "headers": {"Location": {"schema": _S}, "ETag": {"schema": _S}, "Cache-Control": {"schema": _S}}}
 _REDIRECT = {"description": "Redirect to a short-lived presigned URL",
              "headers": {"Location": {"schema": _S}, "Cache-Control": {"schema": _S}}}
 _NO_CONTENT = {"description": "Deleted"}
@@ -348,16 +350,21 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
                                           "ok": ("200", _json(_ref("LikeState")))},
     ("GET", "/videos/{video_id}/likes"): {"summary": "Like count and the caller's like",
                                           "ok": ("200", _json(_ref("LikeState")))},
-    ("POST", "/videos/{video_id}/share"): {"summary": "Create a share link (default 7 days)",
+    ("POST", "/videos/{video_id}/share"): {"summary": "Create a share link (default 7 days, at most"
+                                                      " SHARE_MAX_TTL_SECONDS, 30 days by default)",
                                            "body": _ref("ShareRequest"), "optional_body": True,
                                            "ok": ("201", _json(_ref("ShareLink"), "Created"))},
-    ("GET", "/videos/{video_id}/shares"): {"summary": "Share link counts",
+    ("GET", "/videos/{video_id}/shares"): {"summary": "Share link counts, and the caller's links"
+                                                      " (every link for stream admins)",
                                            "ok": ("200", _json(_ref("ShareStats")))},
+    ("DELETE", "/videos/{video_id}/shares/{share_id}"): {
+        "summary": "Revoke a share link (its creator or a stream admin); GET /share/{code} then answers 410",
+        "ok": ("204", _NO_CONTENT)},
     ("GET", "/share/{code}"): {"summary": "Public view of a shared video",
                                "ok": ("200", _json(_ref("SharedVideo"))), "gone": True},
     ("GET", "/files/videos/{video_id}/thumbnail"): {
-        "summary": "The thumbnail for the video's state (send Accept: image/jpeg or */*)",
-        "ok": ("200", _JPEG), "not_modified": True},
+        "summary": "The thumbnail for the video's state (302 to storage; 304 when If-None-Match matches)",
+        "ok": ("302", _THUMBNAIL), "not_modified": True},
     ("GET", "/files/videos/{video_id}/stream"): {"summary": "Redirect to the best stored rendition",
                                                  "ok": ("302", _REDIRECT)},
     ("GET", "/system/storage"): {"summary": "Storage usage (platform admins)",
@@ -457,7 +464,7 @@ def document(app: Any) -> dict:
         "components": {
             "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer",
                                                "bearerFormat": "JWT"}},
-            "schemas": SCHEMAS,
+            "schemas": {**SCHEMAS, "ShareRequest": _share_request()},
             "responses": {name: _json(_ref("Error"), text) for name, text in _ERRORS.items()},
         },
     }
@@ -512,6 +519,12 @@ def _tag(path: str) -> str:
     first = path.strip("/").split("/")[0] or "health"
     return {"files": "files", "share": "social", "admin": "admin", "processing": "admin",
             "webhooks": "uploads", "openapi.json": "system", "health": "system"}.get(first, first)
+
+
+def _share_request() -> dict:
+    from chalicelib.config import get_settings
+    hours = get_settings().share_max_ttl_s // 3600       # social.max_share_hours, without its imports
+    return _obj({"expires_in_hours": {"type": "integer", "minimum": 1, "maximum": hours}}, extra=False)
 
 
 def _server_url() -> str:

@@ -135,14 +135,15 @@ def stream_urls(user: dict, video_id: str) -> dict:
     return hls_urls(video, str(user["id"]))
 
 
-def hls_urls(video: dict, viewer_id: str | None = None) -> dict:
+def hls_urls(video: dict, viewer_id: str | None = None, share_id: str | None = None) -> dict:
     """Player URLs (API-served playlists with a playback token) and bitrates of a complete video.
 
     The token names the viewer, who must be a member of the video's stream;
-    without one (share links) it names the uploader.
+    without one (share links) it names the uploader, and the link, so that it
+    plays only while the link works.
     """
     # DASH is not produced: the HLS renditions mux audio into each fMP4 track.
-    return {"hls_url": hls.master_url(viewer_id or str(video["uploaded_by"]), str(video["id"])),
+    return {"hls_url": hls.master_url(viewer_id or str(video["uploaded_by"]), str(video["id"]), share_id),
             "dash_url": None,
             "bitrates": list(video["bitrates"] or [])}
 

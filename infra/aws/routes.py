@@ -48,7 +48,7 @@ ROUTE_GROUPS: tuple[RouteGroup, ...] = (
                why="analytics, reports, bans and the audit log: database only"),
     RouteGroup("admin", (r"^/admin/", r"^/system/"),
                why="platform admins: retry executions, duplicates, storage usage"),
-    RouteGroup("social", (r"^/share/", r"^/videos/[^/]+/(like|likes|share|shares)$"),
+    RouteGroup("social", (r"^/share/", r"^/videos/[^/]+/(like|likes|share|shares|shares/[^/]+)$"),
                why="likes and share links"),
     RouteGroup("relations", (r"^/videos/[^/]+/(duplicates|similar|trimmed|timeline|pov|transcript|"
                              r"embeddings)$",),

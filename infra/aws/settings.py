@@ -55,6 +55,7 @@ LEFT_UNSET: dict[str, str] = {
     "JWT_TTL_SECONDS": "the product default (1 hour)",
     "REFRESH_TTL_SECONDS": "the product default (30 days)",
     "PRESIGN_TTL_SECONDS": "the product default (15 minutes)",
+    "SHARE_MAX_TTL_SECONDS": "the product default (30 days)",
     "MINIO_WEBHOOK_SECRET": "S3 notifications start executions in AWS; without a secret the MinIO "
                             "webhook refuses every call",
     "FFMPEG_BINARY": "imageio-ffmpeg's binary inside the media image",
