@@ -115,15 +115,21 @@ def test_causally_later_write_wins_and_concurrent_ties_break_the_same_everywhere
     assert apply_all(State(), [x, y]).value("title") == apply_all(State(), [y, x]).value("title")
 
 
-def test_observed_adds_are_the_adds_the_clock_has_seen():
-    phone, laptop = Replica("phone"), Replica("laptop")
+def test_observed_adds_are_the_live_adds_the_clock_has_seen():
+    phone, laptop, tablet = Replica("phone"), Replica("laptop"), Replica("tablet")
     seen_add = phone.add_tag("fps")
     laptop.receive(phone.state)
-    unseen_add = phone.add_tag("fps")
-    merged = merge(phone.state, laptop.state)
+    unseen_add = tablet.add_tag("fps")
+    merged = merge(merge(phone.state, laptop.state), tablet.state)
     assert observed_adds(merged, "fps", laptop.state.clock) == [seen_add.id]
     assert clock_leq(laptop.state.clock, merged.clock)
-    assert unseen_add.id in merged.adds["fps"]
+    assert set(merged.live_adds("fps")) == {seen_add.id, unseen_add.id}
+    # A re-add replaces the adds its author saw: the tag stays, with one live add per actor.
+    again = phone.add_tag("fps")
+    assert again.observed == (seen_add.id,)
+    merged = merge(merged, phone.state)
+    assert set(merged.live_adds("fps")) == {again.id, unseen_add.id} and merged.tags() == ["fps"]
+    assert observed_adds(merged, "fps", merged.clock) == sorted([again.id, unseen_add.id])
 
 
 def test_state_round_trips_through_json():
