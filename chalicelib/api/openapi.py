@@ -51,6 +51,9 @@ _S = {"type": "string"}
 _UUID = {"type": "string", "format": "uuid"}
 _TIME = {"type": "string", "format": "date-time"}
 _INT = {"type": "integer"}
+# A client's vector clock (chalicelib.sync.crdt bounds; counts above the server's are a 400 too).
+_CLOCK = {"type": "object", "maxProperties": 64, "propertyNames": {"minLength": 1, "maxLength": 101},
+          "additionalProperties": {"type": "integer", "minimum": 0, "maximum": 2**31 - 1}}
 _NUM = {"type": "number"}
 _BOOL = {"type": "boolean"}
 _ROLE = {"type": "string", "enum": ["admin", "creator", "viewer"]}
@@ -122,7 +125,7 @@ SCHEMAS: dict[str, dict] = {
                                   "items": {"type": "string", "minLength": 1, "maxLength": 40}},
                          "category": _nullable({"type": "string", "maxLength": 50}),
                          "featured": _BOOL,
-                         "vector_clock": {"type": "object", "additionalProperties": _INT},
+                         "vector_clock": _CLOCK,
                          "version": {"type": "integer", "minimum": 1}},
                         extra=False),
     "StreamUrls": _obj({"hls_url": _S, "dash_url": _nullable(_S), "bitrates": _arr(_INT)},
@@ -175,7 +178,7 @@ SCHEMAS: dict[str, dict] = {
                                                                "add_tag", "remove_tag", "set_tags"]},
                            "value": {}, "tag": _S, "tags": _arr(_S)}, ("type",)),
     "SyncRequest": _obj({"video_id": _UUID,
-                         "client_vector_clock": {"type": "object", "additionalProperties": _INT},
+                         "client_vector_clock": _CLOCK,
                          "client_version": {"type": "integer", "minimum": 1},
                          "device_id": {"type": "string", "pattern": "^[A-Za-z0-9_.-]{1,64}$"},
                          "operations": {"type": "array", "maxItems": 100, "items": _ref("SyncOperation")}},

@@ -39,9 +39,9 @@ def post_sync(user: dict, body: dict) -> dict:
     if "video_id" not in body:
         problems.append("video_id is required")
     clock, version, clock_problems = store.parse_clock_and_version(
-        body.get("client_vector_clock"), body.get("client_version"))
-    problems += [p.replace("vector_clock", "client_vector_clock").replace("version", "client_version")
-                 for p in clock_problems]
+        body.get("client_vector_clock"), body.get("client_version"), "client_vector_clock",
+        "client_version")
+    problems += clock_problems
     device = body.get("device_id")
     if device is not None and (not isinstance(device, str) or not _DEVICE.match(device)):
         problems.append("device_id must be 1 to 64 letters, digits, '.', '_' or '-'")
@@ -55,7 +55,8 @@ def post_sync(user: dict, body: dict) -> dict:
         videos.visible_video(user, video_id)
     actor = f"{user['id']}:{device}" if device else str(user["id"])
     outcome = store.apply_edits(video_id, str(user["id"]), actor, edits, client_clock=clock,
-                                client_version=version, source="sync")
+                                client_version=version, source="sync",
+                                clock_name="client_vector_clock", invalid="Invalid sync request")
     row = outcome.row
     return {
         "video_id": video_id, "actor": actor,
@@ -154,6 +155,6 @@ def _operation(row: dict) -> dict:
            "field": row["field"], "value": row["value"],
            "vector_clock": row["vector_clock"], "version": row["version"],
            "source": row["source"], "created_at": iso(row["created_at"])}
-    if row["kind"] == "remove":
+    if row["kind"] in ("add", "remove"):
         out["observed"] = row["observed"]
     return out

@@ -16,12 +16,20 @@ stands for (`delta`), which is why applying operations inherits the same laws.
 - tags are an observed-remove set: each add has a unique id; a remove
   tombstones the add ids its author had observed. An add the remover had not
   seen (a concurrent add) survives, so add and remove both merge correctly,
-  which a grow-only set cannot do.
+  which a grow-only set cannot do. An add also tombstones the adds of its tag
+  that its author had observed (it replaces them: the tag stays present), so a
+  tag has at most one live add per actor however often it is re-added, and a
+  remove's list of observed adds stays small.
+
+Nothing a client sends is trusted (see "Bounds" below): a clock may only be
+ahead of the server's in its own actor's entry, by at most the operations it
+sends, and every clock, counter and operation has a fixed maximum size.
 
 No I/O, no imports beyond the standard library: the API and the tests use it.
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
@@ -29,6 +37,12 @@ FIELDS = ("title", "description", "category", "featured")
 TAGS = "tags"
 
 Clock = Mapping[str, int]
+
+# ---------------------------------------------------------------- bounds
+MAX_CLOCK_ENTRIES = 64      # actors in any clock: a client's, an operation's, a video's
+MAX_ACTOR = 101             # an actor id: a user id (36) + ":" + a device id (1 to 64)
+MAX_COUNTER = 2**31 - 1     # one actor's count (video_operations.counter is a Postgres integer)
+MAX_OP_BYTES = 32 * 1024    # one operation as UTF-8 JSON: the size of a video_operations row
 
 
 # ---------------------------------------------------------------- vector clocks
@@ -64,6 +78,62 @@ def seen(clock: Clock, actor: str, counter: int) -> bool:
     return clock.get(actor, 0) >= counter
 
 
+# ---------------------------------------------------------------- what a client may send
+
+def parse_clock(raw: Any, name: str = "vector_clock") -> tuple[dict[str, int] | None, list[str]]:
+    """A client's clock, checked for shape and size only: (clock without zero entries, problems)."""
+    if not isinstance(raw, dict):
+        return None, [f"{name} must be an object of actor ids to counts"]
+    if len(raw) > MAX_CLOCK_ENTRIES:     # checked first: nothing else is read from a huge clock
+        return None, [f"{name} must have at most {MAX_CLOCK_ENTRIES} entries"]
+    problems = []
+    if not all(isinstance(k, str) and 0 < len(k) <= MAX_ACTOR for k in raw):
+        problems.append(f"{name}: actor ids must be 1 to {MAX_ACTOR} characters")
+    if not all(type(v) is int and 0 <= v <= MAX_COUNTER for v in raw.values()):  # bool is not a count
+        problems.append(f"{name}: counts must be integers from 0 to {MAX_COUNTER}")
+    if problems:
+        return None, problems
+    return {k: v for k, v in raw.items() if v > 0}, []
+
+
+def clock_bound_problems(clock: Clock, server: Clock, actor: str, allowance: int,
+                         name: str = "vector_clock") -> list[str]:
+    """Why a client's clock claims more than the server has seen; [] when it does not.
+
+    Another actor's entry may not pass the server's (no one can claim to have
+    seen edits that never happened, nor inflate the sum that orders writes);
+    the client's own entry may be ahead by at most the `allowance` operations
+    it sends with the clock.
+    """
+    problems = []
+    for a, n in sorted(clock.items()):
+        known = server.get(a, 0)
+        if a == actor and n > known + allowance:
+            problems.append(f"{name}[{a}]: {n} is ahead of the server's {known} by more than the"
+                            f" {allowance} operations sent")
+        elif a != actor and n > known:
+            problems.append(f"{name}[{a}]: {n} is more than the server has seen ({known})")
+    return problems
+
+
+def op_problems(op: Op) -> list[str]:
+    """Why an operation may not be stored: a clock or counter out of bounds, or too large a row."""
+    problems = []
+    if len(op.clock) > MAX_CLOCK_ENTRIES:
+        problems.append(f"an operation's clock has at most {MAX_CLOCK_ENTRIES} actors")
+    if any(n > MAX_COUNTER for _, n in op.clock):
+        problems.append(f"the count of actor {op.actor} would pass {MAX_COUNTER}; sync with another device_id")
+    size = op_size(op)
+    if size > MAX_OP_BYTES:
+        problems.append(f"an operation is at most {MAX_OP_BYTES} bytes of JSON (this one: {size})")
+    return problems
+
+
+def op_size(op: Op) -> int:
+    """Bytes of the operation as UTF-8 JSON, what its log row holds."""
+    return len(json.dumps(op.to_dict(), ensure_ascii=False).encode("utf-8", "surrogatepass"))
+
+
 # ---------------------------------------------------------------- operations
 
 @dataclass(frozen=True, order=True)
@@ -96,7 +166,7 @@ class Op:
     kind: str                            # "set" | "add" | "remove"
     field: str                           # one of FIELDS, or "tags"
     value: Any = None                    # the field's value, or the tag
-    observed: tuple[str, ...] = ()       # remove: the add ids it removes
+    observed: tuple[str, ...] = ()       # add and remove: the add ids it tombstones
 
     @property
     def clock_dict(self) -> dict[str, int]:
@@ -110,7 +180,7 @@ class Op:
     def to_dict(self) -> dict:
         out = {"id": self.id, "actor": self.actor, "vector_clock": self.clock_dict,
                "kind": self.kind, "field": self.field, "value": self.value}
-        if self.kind == "remove":
+        if self.kind in ("add", "remove"):
             out["observed"] = list(self.observed)
         return out
 
@@ -133,7 +203,7 @@ def make_op(op_id: str, actor: str, clock: Clock, kind: str, field_name: str, va
     if dict(clean).get(actor, 0) < 1:
         raise ValueError("an operation's clock must count the operation itself")
     return Op(str(op_id), str(actor), clean, kind, field_name, value,
-              tuple(sorted(set(observed))) if kind == "remove" else ())
+              tuple(sorted(set(observed))) if kind in ("add", "remove") else ())
 
 
 # ---------------------------------------------------------------- state
@@ -232,6 +302,7 @@ def delta(op: Op) -> State:
         state.registers[op.field] = Register(op.value, op.stamp)
     elif op.kind == "add":
         state.adds[op.value] = {op.id: op.stamp}
+        state.removed = set(op.observed) - {op.id}
     else:
         state.removed = set(op.observed)
     return state
@@ -249,12 +320,14 @@ def apply_all(state: State, ops: Iterable[Op]) -> State:
 
 
 def observed_adds(state: State, tag: str, clock: Clock) -> list[str]:
-    """The add ids of tag that a replica at `clock` had seen: what its remove removes.
+    """The add ids of tag that a replica at `clock` had seen: what its add or remove tombstones.
 
     An add is seen when the clock counts its actor's operation; adds made at
-    the same time elsewhere are not, and survive the remove (add wins).
+    the same time elsewhere are not, and survive the remove (add wins). Only
+    live adds are listed: a tombstoned one stays tombstoned by the operation
+    that removed it, so the list is bounded by the live adds, not the history.
     """
-    return sorted(i for i, s in state.adds.get(tag, {}).items()
+    return sorted(i for i, s in state.live_adds(tag).items()
                   if s.actor == "" or seen(clock, s.actor, s.counter))
 
 
@@ -283,7 +356,7 @@ class Replica:
         return self._emit("set", name, value)
 
     def add_tag(self, tag: str) -> Op:
-        return self._emit("add", TAGS, tag)
+        return self._emit("add", TAGS, tag, self.state.live_adds(tag))
 
     def remove_tag(self, tag: str) -> Op:
         return self._emit("remove", TAGS, tag, self.state.live_adds(tag))

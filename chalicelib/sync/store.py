@@ -10,6 +10,12 @@ trail). Concurrent writers of one video queue on the row lock, so none is lost.
 An operation the client sends gets the clock `client clock + own entry`, where
 the own entry continues the larger of the client's and the server's count for
 that actor, so the clock says exactly which edits the author had seen.
+
+No client clock is trusted: under the lock it is checked against the server's
+(crdt.clock_bound_problems), a video's clock holds at most
+crdt.MAX_CLOCK_ENTRIES actors (MAX_ACTORS_PER_USER of them one user's devices),
+and every operation is checked (crdt.op_problems) before anything is written;
+any violation is a 400 that changes nothing.
 """
 from __future__ import annotations
 
@@ -55,24 +61,19 @@ class Outcome:
     conflicts: int
 
 
-MAX_CLOCK_ENTRIES = 1000
-MAX_ACTOR = 200
-MAX_COUNT = 2**31 - 1
+MAX_ACTORS_PER_USER = 8    # a user's actors (devices) in one video's clock
+MAX_VERSION = 2**31 - 1    # videos.version is a Postgres integer
 
 
-def parse_clock_and_version(clock: Any, version: Any) -> tuple[dict[str, int] | None, int | None, list[str]]:
+def parse_clock_and_version(clock: Any, version: Any, clock_name: str = "vector_clock",
+                            version_name: str = "version",
+                            ) -> tuple[dict[str, int] | None, int | None, list[str]]:
     """A client's vector clock and version from a request: (clock, version, problems)."""
     problems: list[str] = []
     if clock is not None:
-        if not isinstance(clock, dict) or len(clock) > MAX_CLOCK_ENTRIES or not all(
-                isinstance(k, str) and 0 < len(k) <= MAX_ACTOR and type(v) is int and 0 <= v <= MAX_COUNT
-                for k, v in clock.items()):
-            problems.append("vector_clock must be an object of actor ids to counts (0 or more)")
-            clock = None
-        else:
-            clock = {k: v for k, v in clock.items() if v > 0}
-    if version is not None and (type(version) is not int or not 1 <= version <= MAX_COUNT):
-        problems.append("version must be a positive integer")
+        clock, problems = crdt.parse_clock(clock, clock_name)
+    if version is not None and (type(version) is not int or not 1 <= version <= MAX_VERSION):
+        problems.append(f"{version_name} must be a positive integer")
         version = None
     return clock, version, problems
 
@@ -90,17 +91,23 @@ def state_of(row: dict) -> crdt.State:
 
 def apply_edits(video_id: str, user_id: str, actor: str, edits: list[Edit], *,
                 client_clock: dict[str, int] | None, client_version: int | None, source: str,
-                refuse_concurrent: bool = False) -> Outcome:
+                refuse_concurrent: bool = False, clock_name: str = "vector_clock",
+                invalid: str = "Invalid video data") -> Outcome:
     """Apply a client's edits to one video atomically; see the module docstring.
 
     With refuse_concurrent (PUT, which sends whole values, not per-field
     operations), a change to a field that someone else changed since the
-    client's clock or version raises a 409 instead of merging.
+    client's clock or version raises a 409 instead of merging. A clock that
+    claims more than the server has seen is a 400 `invalid` naming `clock_name`.
     """
     with db.transaction() as cur:
         row = access.lock_video(cur, video_id)
         server_clock = dict(row["vector_clock"] or {})
-        if client_clock is None:
+        if client_clock is not None:
+            problems = crdt.clock_bound_problems(client_clock, server_clock, actor, len(edits), clock_name)
+            if problems:
+                raise ValidationError(invalid, details=problems)
+        else:
             # A version only names the state the client saw; no clock at all: the latest.
             client_clock = server_clock if client_version is None else \
                 _clock_at_version(cur, video_id, min(client_version, row["version"]))
@@ -111,6 +118,10 @@ def apply_edits(video_id: str, user_id: str, actor: str, edits: list[Edit], *,
         fresh = _fresh(cur, video_id, edits)
         state = state_of(row)
         ops = _to_ops(state, fresh, actor, client_clock, server_clock)
+        problems = (_actor_room(server_clock, actor, user_id) if ops else []) or \
+            list(dict.fromkeys(p for op in ops for p in crdt.op_problems(op)))
+        if problems:
+            raise ValidationError(invalid, details=problems)
         new_state = crdt.apply_all(state, ops)
         if len(new_state.tags()) > MAX_TAGS:
             raise ValidationError("Invalid operations", details=[f"a video has at most {MAX_TAGS} tags"])
@@ -160,6 +171,20 @@ def _unseen_changes(cur: Any, video_id: str, clock: dict[str, int]) -> set[str]:
     return out
 
 
+def _actor_room(server_clock: dict[str, int], actor: str, user_id: str) -> list[str]:
+    """Why a new actor may not join the video's clock (bounded: the clock rides on every op)."""
+    if actor in server_clock:
+        return []
+    if len(server_clock) >= crdt.MAX_CLOCK_ENTRIES:
+        return [f"a video's vector clock has at most {crdt.MAX_CLOCK_ENTRIES} actors;"
+                " edit from a device that has edited it before"]
+    mine = [a for a in server_clock if a == user_id or a.startswith(f"{user_id}:")]
+    if len(mine) >= MAX_ACTORS_PER_USER:
+        return [f"a user edits a video from at most {MAX_ACTORS_PER_USER} devices;"
+                " use a device_id that has edited it before"]
+    return []
+
+
 def _touches(op: crdt.Op) -> set[str]:
     return {f"tag:{op.value}"} if op.field == crdt.TAGS else {op.field}
 
@@ -200,7 +225,7 @@ def _to_ops(state: crdt.State, edits: list[Edit], actor: str, client_clock: dict
         for n, (k, value) in enumerate(_expand(current, kind, edit.value)):
             base += 1
             clock = crdt.clock_merge(client_clock, {actor: base})
-            observed = crdt.observed_adds(current, value, clock) if k == "remove" else ()
+            observed = crdt.observed_adds(current, value, clock) if k in ("add", "remove") else ()
             op_id = edit.id if n == 0 else f"{edit.id}#{n}"
             op = crdt.make_op(op_id, actor, clock, k, name, value, observed)
             current = crdt.apply(current, op)
