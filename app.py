@@ -310,7 +310,8 @@ def retry_processing() -> dict:
 @handles_errors
 def admin_duplicates() -> dict:
     require_platform_admin(_user())
-    return processing.duplicates(*paging(app.current_request))
+    kind = (app.current_request.query_params or {}).get("kind")
+    return processing.duplicates(*paging(app.current_request), kind)
 
 
 

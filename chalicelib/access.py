@@ -70,6 +70,20 @@ def require_video_access(user: dict, video_id: Any, minimum: str = "viewer") -> 
     return video_and_role(user, video_id, minimum)[0]
 
 
+def visible_video(user: dict, video_id: Any) -> dict | None:
+    """The video row if require_video_access would let the caller read it, else None.
+
+    For routes that mention another video (a duplicate's original): they name it
+    only to callers who could open it, so no id or title crosses a stream wall.
+    """
+    if video_id is None:
+        return None
+    try:
+        return require_video_access(user, video_id)
+    except (NotFoundError, ForbiddenError):
+        return None
+
+
 def video_and_role(user: dict, video_id: Any, minimum: str = "viewer") -> tuple[dict, str]:
     """require_video_access, plus the caller's role in the video's stream (one query)."""
     if minimum not in ROLE_RANK:

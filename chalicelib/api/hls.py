@@ -76,18 +76,20 @@ def _read(key: str) -> str:
 def _authorize(user: dict | None, video_id: str, token: str | None) -> dict:
     """The video row, for a signed-in member or a valid playback token."""
     if user is not None:
-        video = access.require_video_access(user, video_id)
+        viewer = user
     else:
         claims = _check_token(token, video_id)
         if claims.get("shr"):
             # A share link's token plays only while the link works: revoked, expired or orphaned links stop here.
             from chalicelib.api import social
             social.working_share(str(claims["shr"]), video_id)
-        video = access.require_video_access({"id": claims["sub"]}, video_id)
+        viewer = {"id": claims["sub"]}
+    video = access.require_video_access(viewer, video_id)
     if video["status"] == "failed":
         raise NotFoundError("Stream not found", failure_reason=video["failure_reason"])
     if video["processing_index"] == -1:
-        raise NotFoundError("Stream not found", duplicate_of=str(video["duplicate_of"]))
+        original = access.visible_video(viewer, video["duplicate_of"])
+        raise NotFoundError("Stream not found", duplicate_of=str(original["id"]) if original else None)
     if video["processing_index"] != 0:
         raise NotReadyError("Video still processing", processing_index=video["processing_index"])
     return video

@@ -376,8 +376,10 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
     ("GET", "/processing/stats"): {"summary": "Processing statistics (platform admins)"},
     ("POST", "/admin/processing/retry"): {"summary": "Retry failed videos (platform admins)",
                                           "body": _ref("RetryRequest")},
-    ("GET", "/admin/duplicates"): {"summary": "Flagged duplicates (platform admins)",
-                                   "query": _PAGED},
+    ("GET", "/admin/duplicates"): {
+        "summary": "Flagged duplicates (same stream) and matches across streams (platform admins only)",
+        "query": [*_PAGED, {"name": "kind", "in": "query",
+                            "schema": {"type": "string", "enum": ["duplicate", "cross_stream", "all"]}}]},
     # analytics, moderation and rate limits
     ("POST", "/videos/{video_id}/views"): {
         "summary": "Record a view (once per viewer per 30 min) and watch time since the last report",

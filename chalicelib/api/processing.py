@@ -163,24 +163,46 @@ def retry_video(video_id: str) -> dict:
     return {"video_id": video_id, "outcome": outcome, "execution": name}
 
 
-def duplicates(page: int, limit: int) -> dict:
-    """Flagged duplicates with their originals (admin)."""
+DUPLICATE_KINDS = ("duplicate", "cross_stream")
+
+
+def duplicates(page: int, limit: int, kind: str | None = None) -> dict:
+    """Flagged duplicates (kind duplicate) and matches across streams (kind cross_stream); admin.
+
+    A flagged duplicate's original is always in its own stream; a cross-stream
+    match names the earlier clip of another stream with the same content. Only
+    platform admins see the latter (pipeline.dedup records them, nothing else reads them).
+    """
+    kind = kind or "all"
+    if kind not in (*DUPLICATE_KINDS, "all"):
+        raise ValidationError("Invalid kind", details=[f"kind must be one of {', '.join(DUPLICATE_KINDS)}, all"])
+    kinds = list(DUPLICATE_KINDS) if kind == "all" else [kind]
     rows = db.fetch_all(
-        "SELECT d.id, d.title, d.similarity, d.uploaded_at, d.uploaded_by, d.stream_id,"
+        "WITH found AS ("
+        "  SELECT 'duplicate' AS kind, id, duplicate_of AS original_id, similarity"
+        "    FROM videos WHERE processing_index = -1"
+        "  UNION ALL"
+        "  SELECT 'cross_stream', video_id, match_id, similarity FROM cross_stream_matches)"
+        " SELECT f.kind, f.similarity, d.id, d.title, d.status, d.uploaded_at, d.uploaded_by, d.stream_id,"
         " o.id AS original_id, o.title AS original_title, o.uploaded_by AS original_uploaded_by,"
-        " o.uploaded_at AS original_uploaded_at, count(*) OVER () AS total"
-        " FROM videos d LEFT JOIN videos o ON o.id = d.duplicate_of"
-        " WHERE d.processing_index = -1 ORDER BY d.uploaded_at DESC LIMIT %s OFFSET %s",
-        (limit, (page - 1) * limit))
+        " o.uploaded_at AS original_uploaded_at, o.stream_id AS original_stream_id,"
+        " count(*) OVER () AS total"
+        " FROM found f JOIN videos d ON d.id = f.id LEFT JOIN videos o ON o.id = f.original_id"
+        " WHERE f.kind = ANY(%s) AND d.deleted_at IS NULL"
+        "   AND (f.kind = 'duplicate' OR o.deleted_at IS NULL)"
+        " ORDER BY d.uploaded_at DESC, d.id, f.kind, o.uploaded_at, o.id LIMIT %s OFFSET %s",
+        (kinds, limit, (page - 1) * limit))
     return {
         "duplicates": [{
-            "id": str(r["id"]), "title": r["title"], "similarity": r["similarity"],
+            "kind": r["kind"], "id": str(r["id"]), "title": r["title"], "status": r["status"],
+            "similarity": r["similarity"],
             "uploaded_by": str(r["uploaded_by"]), "uploaded_at": iso(r["uploaded_at"]),
             "stream_id": str(r["stream_id"]),
             "original_video": {"id": str(r["original_id"]), "title": r["original_title"],
                                "uploaded_by": str(r["original_uploaded_by"]),
-                               "uploaded_at": iso(r["original_uploaded_at"])} if r["original_id"] else None,
+                               "uploaded_at": iso(r["original_uploaded_at"]),
+                               "stream_id": str(r["original_stream_id"])} if r["original_id"] else None,
         } for r in rows],
-        "total": rows[0]["total"] if rows else 0, "page": page, "limit": limit,
+        "kind": kind, "total": rows[0]["total"] if rows else 0, "page": page, "limit": limit,
     }
 

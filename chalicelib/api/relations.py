@@ -10,13 +10,15 @@ from chalicelib.errors import NotFoundError, NotReadyError
 
 
 def duplicates(user: dict, video_id: str) -> dict:
-    """GET /videos/{id}/duplicates: the original of a flagged duplicate."""
+    """GET /videos/{id}/duplicates: the original of a flagged duplicate, if the caller can see it.
+
+    Originals are always of the duplicate's own stream (pipeline.dedup); one hidden
+    or deleted since, or a flag from before that rule, shows as null.
+    """
     video = access.require_video_access(user, video_id)
     if video["processing_index"] != -1:
         raise NotFoundError("Not a duplicate video")
-    original = db.fetch_one(
-        "SELECT id, title, uploaded_by, uploaded_at FROM videos WHERE id = %s",
-        (video["duplicate_of"],)) if video["duplicate_of"] else None
+    original = access.visible_video(user, video["duplicate_of"])
     return {
         "is_duplicate": True,
         "original_video": {"id": str(original["id"]), "title": original["title"],

@@ -107,7 +107,7 @@ def details(video: dict, user: dict) -> dict:
         "vector_clock": dict(video.get("vector_clock") or {}), "version": video.get("version", 1),
         "status": video["status"], "processing_index": video["processing_index"],
         "failure_reason": video["failure_reason"],
-        "duplicate_of": str(video["duplicate_of"]) if video["duplicate_of"] else None,
+        "duplicate_of": duplicate_of(video, user),
         "duration": video["duration_s"], "width": video["width"], "height": video["height"],
         "fps": video["fps"],
         "codecs": {"video": video["video_codec"], "audio": video["audio_codec"]},
@@ -121,6 +121,12 @@ def details(video: dict, user: dict) -> dict:
     }
 
 
+def duplicate_of(video: dict, user: dict) -> str | None:
+    """The original's id of a flagged duplicate, only if the caller can see that original."""
+    original = access.visible_video(user, video["duplicate_of"])
+    return str(original["id"]) if original else None
+
+
 def stream_urls(user: dict, video_id: str) -> dict:
     """HLS URLs of a complete video; 202 while processing (reference/000)."""
     video = visible_video(user, video_id)
@@ -128,7 +134,7 @@ def stream_urls(user: dict, video_id: str) -> dict:
         raise ProcessingFailed(failure_reason=video["failure_reason"],
                                processing_index=video["processing_index"])
     if video["processing_index"] == -1:
-        raise ConflictError("Video is a duplicate", duplicate_of=str(video["duplicate_of"]))
+        raise ConflictError("Video is a duplicate", duplicate_of=duplicate_of(video, user))
     if video["processing_index"] != 0:
         raise NotReadyError("Video still processing", processing_index=video["processing_index"],
                             estimated_time=estimated_time(video["processing_index"]))

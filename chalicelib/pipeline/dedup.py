@@ -4,8 +4,13 @@ The upload is streamed to scratch space once, hashed on the way (exact
 copies: similarity 1.0), probed from its headers and checked against the
 limits before any full decode, then given a perceptual signature (frame
 hashes over time + chromaprint). Candidates come from an HNSW index over the
-signatures' compact vectors, restricted to streams the uploader can see; the
-full signatures decide.
+signatures' compact vectors; the full signatures decide.
+
+Dedup never crosses a stream: a clip is a duplicate only of an earlier clip of
+its own stream that the stream's members can see (not hidden, deleted, failed
+or itself a duplicate), so the same clip uploaded to two streams plays in both.
+The same content in other streams is recorded in cross_stream_matches, which
+only platform admins read, and never travels in the step's output.
 """
 from __future__ import annotations
 
@@ -22,20 +27,38 @@ CANDIDATES = 10
 PROBE_TIMEOUT_S = 30
 
 
+# An earlier clip that can be an original: alive, not failed, not itself a duplicate.
+_ORIGINAL = ("o.id <> v.id AND o.deleted_at IS NULL AND o.status NOT IN ('failed', 'duplicate')"
+             " AND o.processing_index <> -1 AND (o.uploaded_at, o.id) < (v.uploaded_at, v.id)")
+# Same stream, and visible to all its members (hidden clips are for its admins only).
+_SAME_STREAM = "o.stream_id = v.stream_id AND o.hidden_at IS NULL"
+_OTHER_STREAM = "o.stream_id <> v.stream_id"
+
+
 def find_exact_original(video_id: str, sha256: str) -> dict | None:
-    """The earliest other video with the same bytes in a stream the uploader belongs to."""
+    """The earliest visible earlier clip of the same stream with the same bytes."""
     return db.fetch_one(
-        "SELECT o.id FROM videos v"
-        " JOIN stream_members m ON m.user_id = v.uploaded_by"
-        " JOIN videos o ON o.stream_id = m.stream_id"
-        " WHERE v.id = %s AND o.id <> v.id AND o.content_sha256 = %s"
-        "   AND o.status <> 'failed' AND o.processing_index <> -1 AND o.deleted_at IS NULL"
-        "   AND (o.uploaded_at, o.id) < (v.uploaded_at, v.id)"
-        " ORDER BY o.uploaded_at, o.id LIMIT 1", (video_id, sha256))
+        "SELECT o.id FROM videos v JOIN videos o ON o.content_sha256 = %s"
+        f" WHERE v.id = %s AND {_SAME_STREAM} AND {_ORIGINAL}"
+        " ORDER BY o.uploaded_at, o.id LIMIT 1", (sha256, video_id))
 
 
-def near_candidates(video_id: str, vector: list[float], limit: int = CANDIDATES) -> list[dict]:
-    """Nearest earlier clips by signature vector, among streams the uploader can see."""
+def exact_matches_elsewhere(video_id: str, sha256: str, limit: int = CANDIDATES) -> list[dict]:
+    """Earlier clips with the same bytes in other streams (for platform admins)."""
+    return db.fetch_all(
+        "SELECT o.id FROM videos v JOIN videos o ON o.content_sha256 = %s"
+        f" WHERE v.id = %s AND {_OTHER_STREAM} AND {_ORIGINAL}"
+        " ORDER BY o.uploaded_at, o.id LIMIT %s", (sha256, video_id, limit))
+
+
+def near_candidates(video_id: str, vector: list[float], limit: int = CANDIDATES, *,
+                    same_stream: bool = True) -> list[dict]:
+    """Nearest earlier clips by signature vector: in the clip's stream, or (False) in all others.
+
+    Two filtered lookups rather than one: copies in other streams must never
+    crowd a same-stream original out of the candidates.
+    """
+    scope = _SAME_STREAM if same_stream else _OTHER_STREAM
     with db.transaction() as cur:
         # Filtered HNSW scans keep going until enough rows pass the filter.
         cur.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
@@ -43,12 +66,24 @@ def near_candidates(video_id: str, vector: list[float], limit: int = CANDIDATES)
             "SELECT s.video_id, s.signature FROM video_signatures s"
             " JOIN videos o ON o.id = s.video_id"
             " JOIN videos v ON v.id = %(vid)s"
-            " WHERE o.stream_id IN (SELECT stream_id FROM stream_members WHERE user_id = v.uploaded_by)"
-            "   AND o.id <> v.id AND o.status <> 'failed' AND o.processing_index <> -1 AND o.deleted_at IS NULL"
-            "   AND (o.uploaded_at, o.id) < (v.uploaded_at, v.id)"
+            f" WHERE {scope} AND {_ORIGINAL}"
             " ORDER BY s.vector <=> %(vec)s::vector LIMIT %(limit)s",
             {"vid": video_id, "vec": json.dumps(vector), "limit": limit})
         return cur.fetchall()
+
+
+def record_cross_stream(video_id: str, matches: list[tuple[str, float]]) -> None:
+    """Keep matches in other streams for platform admins (idempotent for a retried step)."""
+    if not matches:
+        return
+    with db.transaction() as cur:
+        for match_id, similarity in matches:
+            cur.execute(
+                "INSERT INTO cross_stream_matches (video_id, match_id, similarity) VALUES (%s, %s, %s)"
+                " ON CONFLICT (video_id, match_id) DO UPDATE"
+                " SET similarity = GREATEST(cross_stream_matches.similarity, EXCLUDED.similarity)",
+                (video_id, match_id, similarity))
+    logger.info("content also in other streams", extra={"video_id": video_id, "matches": len(matches)})
 
 
 def store_signature(video_id: str, signature, duration_s: float | None) -> None:
@@ -96,17 +131,25 @@ def run(event: Envelope) -> dict:
 
         original = find_exact_original(video_id, sha256)
         similarity = 1.0
+        elsewhere = {str(r["id"]): 1.0 for r in exact_matches_elsewhere(video_id, sha256)}
         if original is None:
             signature = fingerprint.media_signature(
                 src, info, timeout_s=media_io.ffmpeg_timeout(info.duration_s, 3.0))
             store_signature(video_id, signature, info.duration_s)
-            best = None
-            for cand in near_candidates(video_id, signature.video.vector if signature.video else [0.0] * 128):
-                score = fingerprint.compare(signature, fingerprint.MediaSignature.from_dict(cand["signature"]))
-                if best is None or score > best[1]:
-                    best = (cand["video_id"], score)
+            vector = signature.video.vector if signature.video else [0.0] * 128
+
+            def scored(same_stream: bool) -> list[tuple[str, float]]:
+                cands = near_candidates(video_id, vector, same_stream=same_stream)
+                return [(str(c["video_id"]), fingerprint.compare(
+                    signature, fingerprint.MediaSignature.from_dict(c["signature"]))) for c in cands]
+
+            best = max(scored(True), key=lambda c: c[1], default=None)
             if best and best[1] >= fingerprint.NEAR_DUPLICATE_THRESHOLD:
                 original, similarity = {"id": best[0]}, round(best[1], 4)
+            for match_id, score in scored(False):
+                if score >= fingerprint.NEAR_DUPLICATE_THRESHOLD:
+                    elsewhere[match_id] = max(elsewhere.get(match_id, 0.0), round(score, 4))
+        record_cross_stream(video_id, list(elsewhere.items()))
         if original is None:
             return {"dedup": {"is_duplicate": False}}
         _store_overlay(video_id, frame, "duplicate", thumbnails.duplicate_overlay)
