@@ -12,10 +12,14 @@ import pytest
 from infra.local import persistence
 
 
-def _moto_bucket(name: str):
+def _moto_backend(bucket: str):
     from moto.s3.models import s3_backends
-    partition, account = s3_backends.bucket_accounts[name]
-    return s3_backends[account][partition].get_bucket(name)
+    partition, account = s3_backends.bucket_accounts[bucket]
+    return s3_backends[account][partition]
+
+
+def _moto_bucket(name: str):
+    return _moto_backend(name).get_bucket(name)
 
 
 @pytest.fixture()
@@ -133,3 +137,49 @@ def test_reset_refuses_while_the_stack_runs_and_removes_data_otherwise(stack, tm
     (tmp_path / "google-dev-key.pem").write_text("k")
     assert sorted(persistence.reset(tmp_path)) == ["jwt-secret", "pgdata", "s3"]
     assert [p.name for p in tmp_path.iterdir()] == ["google-dev-key.pem"]
+
+
+def test_recover_starts_an_upload_whose_trigger_never_ran(stack, make_user, make_stream, make_video, clips):
+    """Bytes stored, event lost with the stack: the next start processes the upload, once."""
+    from chalicelib import db
+    from tests.helpers import wait_for_final
+
+    user = make_user()
+    video = make_video(make_stream(user), user)
+    vid = str(video["id"])
+    backend = _moto_backend("clipstream")
+    backend.put_object("clipstream", video["raw_key"], clips[0].read_bytes(), disable_notification=True)
+    assert db.fetch_all("SELECT 1 FROM pipeline_executions WHERE video_id = %s", (vid,)) == []
+
+    summary = persistence.recover()
+
+    assert vid in summary["started"]
+    assert wait_for_final(vid)["status"] == "complete"
+    assert vid not in persistence.recover()["started"]  # claimed once: a second start does nothing
+    assert len(db.fetch_all("SELECT 1 FROM pipeline_executions WHERE video_id = %s", (vid,))) == 1
+
+
+def test_recover_fails_a_highlight_run_whose_execution_is_gone(stack, make_user, make_stream, make_video):
+    from chalicelib import db
+
+    user = make_user()
+    video = make_video(make_stream(user), user)
+    vid = str(video["id"])
+    db.execute("UPDATE videos SET status = 'complete', processing_index = 0 WHERE id = %s", (vid,))
+    machine = stack.env["CLIPS_STATE_MACHINE_ARN"]
+    db.execute("INSERT INTO moment_runs (video_id, execution_name, execution_arn, status)"
+               " VALUES (%s, 'gone', %s, 'extracting')",
+               (vid, machine.replace(":stateMachine:", ":execution:") + ":gone"))
+    done = db.fetch_one("INSERT INTO moments (video_id, start_s, end_s, title, score, reason, clip_status,"
+                        " clip_key) VALUES (%s, 0, 1, 't', 1, 'r', 'ready', 'clips/x') RETURNING id", (vid,))
+    cut = db.fetch_one("INSERT INTO moments (video_id, start_s, end_s, title, score, reason, clip_status)"
+                       " VALUES (%s, 1, 2, 't', 1, 'r', 'extracting') RETURNING id", (vid,))
+
+    assert vid in persistence.recover()["highlights_failed"]
+
+    run = db.fetch_one("SELECT status, error FROM moment_runs WHERE video_id = %s", (vid,))
+    assert run == {"status": "failed", "error": persistence.INTERRUPTED}
+    states = {str(r["id"]): (r["clip_status"], r["clip_error"])
+              for r in db.fetch_all("SELECT id, clip_status, clip_error FROM moments WHERE video_id = %s", (vid,))}
+    assert states == {str(done["id"]): ("ready", None), str(cut["id"]): ("failed", persistence.INTERRUPTED)}
+    assert db.fetch_one("SELECT status FROM videos WHERE id = %s", (vid,))["status"] == "complete"
