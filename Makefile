@@ -14,12 +14,13 @@ EMBED_MODEL := build/models/all-MiniLM-L6-v2.onnx
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PYTEST_ARGS ?=
 
-.PHONY: help install dev test system-deps node-tools models clean token bench
+.PHONY: help install dev test system-deps node-tools models clean token bench reset
 .PHONY: test-reliability
 
 help:
 	@echo "make dev    - run the local stack (Postgres, AWS emulator, API on :8000)"
 	@echo "make test   - install and run the tests"
+	@echo "make reset  - remove the local data (database, objects): the next make dev starts clean"
 
 $(VENV)/.installed: $(REQUIREMENTS)
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -63,6 +64,10 @@ test-reliability: install
 
 clean:
 	rm -rf .local build
+
+# A clean slate for make dev: the database and the emulator's objects (.local/pgdata, .local/s3).
+reset: $(VENV)/.installed
+	$(PY) -m infra.local.persistence reset
 
 # A Google-format ID token for the local stack: make token EMAIL=you@example.com [NAME="You"] [SUB=account-id]
 token: $(VENV)/.installed

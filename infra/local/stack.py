@@ -4,8 +4,10 @@
 The tests start the same stack (without `chalice local` unless they ask) on
 free ports with throwaway data.
 
-State between runs: the emulator keeps objects in memory, so every start
-resets the local database too; rows and objects are always consistent.
+State between runs lives in the data folder (.local/): the database in
+pgdata, the emulator's objects written through to s3/ (infra.local.persistence),
+and what was in flight when the stack stopped is resumed or failed visibly at
+the next start. `make reset` starts from a clean slate.
 """
 from __future__ import annotations
 
@@ -46,7 +48,7 @@ class StackConfig:
     database_url: str | None = None      # an external Postgres instead of the embedded one
     aws_endpoint_url: str | None = None  # real LocalStack instead of the embedded emulator
     s3_endpoint_url: str | None = None   # MinIO
-    reset_database: bool = True
+    reset_database: bool = False  # data survives restarts; make reset clears it
     extra_env: dict[str, str] = field(default_factory=dict)
 
 
@@ -62,6 +64,7 @@ class Stack:
         self.certs = None
         self.google_key = None
         self.env: dict[str, str] = {}
+        self.recovery: dict[str, list[str]] = {}  # what the start resumed or failed
 
     # -- parts
     def _start_postgres(self) -> str:
@@ -81,6 +84,9 @@ class Stack:
         # The developer's credentials (the environment's, or local/local) belong to an
         # administrator user; every other caller is a role, and unsigned requests are refused.
         bootstrap_iam(*self.developer_credentials())
+        # Durable local data: every object change is written through to disk.
+        from infra.local import persistence
+        persistence.install(c.data_dir / "s3")
         return self.emulator.endpoint
 
     @staticmethod
@@ -151,6 +157,11 @@ class Stack:
         reset_settings()
         from chalicelib import aws
         aws.forget_clients()
+        # Durable local data: the objects back in the emulator, then what the last run left in flight.
+        from infra.local import persistence
+        if self.emulator:
+            persistence.restore(c.data_dir / "s3")
+        self.recovery = persistence.recover()
         if api:
             self._start_api()
         return self
@@ -169,10 +180,13 @@ class Stack:
     def _start_api(self) -> None:
         c = self.config
         chalice = Path(sys.executable).with_name("chalice")
+        from infra.local import persistence
+        persistence.stop_stale_api(c.data_dir)  # left serving by a stack that was killed
         self.api_process = subprocess.Popen(
             [str(chalice), "local", "--stage", c.stage, "--host", "127.0.0.1",
              "--port", str(c.api_port), "--no-autoreload"],
             cwd=ROOT, env={**os.environ, **self.env}, start_new_session=True)
+        persistence.record_api(c.data_dir, self.api_process.pid)
         wait_for_http(f"http://127.0.0.1:{c.api_port}/health", timeout_s=60,
                       process=self.api_process)
 
@@ -245,12 +259,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--api-port", type=int, default=int(os.environ.get("API_PORT", 8000)))
     parser.add_argument("--emulator-port", type=int, default=int(os.environ.get("EMULATOR_PORT", 4566)))
     parser.add_argument("--pg-port", type=int, default=int(os.environ.get("PG_PORT", 54320)))
+    parser.add_argument("--certs-port", type=int, default=int(os.environ.get("CERTS_PORT", 4580)))
+    parser.add_argument("--data-dir", type=Path, default=Path(os.environ.get("DATA_DIR", ROOT / ".local")))
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     for noisy in ("werkzeug", "botocore", "moto", "urllib3"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     config = StackConfig(api_port=args.api_port, emulator_port=args.emulator_port,
-                         pg_port=args.pg_port,
+                         pg_port=args.pg_port, certs_port=args.certs_port, data_dir=args.data_dir,
                          database_url=os.environ.get("DATABASE_URL") or None,
                          aws_endpoint_url=os.environ.get("AWS_ENDPOINT_URL") or None,
                          s3_endpoint_url=os.environ.get("S3_ENDPOINT_URL") or None)
