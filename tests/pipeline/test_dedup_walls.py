@@ -46,7 +46,7 @@ def _upload(client, who, stream_id, path, title) -> str:
                            {"title": title, "filename": path.name, "size_bytes": len(data),
                             "content_type": ctype})
     assert status == 201, created
-    put = requests.put(created["upload_url"], data=data, headers={"Content-Type": ctype}, timeout=60)
+    put = requests.put(created["upload_url"], data=data, headers={**created["upload_headers"], "Content-Type": ctype}, timeout=60)
     assert put.status_code == 200, put.text
     return created["id"]
 
