@@ -685,24 +685,34 @@ def _install_state_machine_roles() -> None:
         role = env.states.context_object.context_object_data["Execution"]["RoleArn"]
         payload = parameters.get("Payload") or b""
         if len(payload) > STATE_DATA_LIMIT:
-            raise _data_limit(len(payload))
+            raise _data_limit(env, len(payload))
         with aws.acting_as(ROLES.credentials(role)):
             client = aws.client("lambda", read_timeout=960)
         response = client.invoke(**parameters)
         raw = response["Payload"].read()
         if len(raw) > STATE_DATA_LIMIT and not response.get("FunctionError"):
-            raise _data_limit(len(raw))
+            raise _data_limit(env, len(raw))
         response["Payload"] = lam._from_payload(io.BytesIO(raw)) if hasattr(lam, "_from_payload") else json.loads(raw)
         if response.get("FunctionError"):
             raise lam.LambdaFunctionErrorException(response["FunctionError"],
                                                    json.dumps(response["Payload"], separators=(",", ":")))
         env.stack.append(lam.select_from_typed_dict(typed_dict=lam.InvocationResponse, obj=response))
 
-    def _data_limit(size: int) -> Exception:
-        # States.ALL catches it here (in AWS it is terminal): the video fails visibly either way.
-        return lam.LambdaFunctionErrorException("Unhandled", json.dumps({
-            "errorType": "States.DataLimitExceeded",
-            "errorMessage": f"The state's data is {size} bytes, over the {STATE_DATA_LIMIT} byte limit"}))
+    def _data_limit(env: Any, size: int) -> Exception:
+        from moto.stepfunctions.parser.api import HistoryEventType, TaskFailedEventDetails
+        from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import (
+            FailureEvent, FailureEventException)
+        from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name import StatesErrorName
+        from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name_type import (
+            StatesErrorNameType)
+        from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
+        error = "States.DataLimitExceeded"
+        cause = f"The state's data is {size} bytes, over the {STATE_DATA_LIMIT} byte limit"
+        return FailureEventException(FailureEvent(
+            env=env, error_name=StatesErrorName(typ=StatesErrorNameType.StatesStatesDataLimitExceeded),
+            event_type=HistoryEventType.TaskFailed,
+            event_details=EventDetails(taskFailedEventDetails=TaskFailedEventDetails(
+                error=error, cause=cause, resource="invoke", resourceType="lambda"))))
 
     lam.execute_lambda_function_integration = execute
     service.lambda_eval_utils.execute_lambda_function_integration = execute
