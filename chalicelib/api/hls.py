@@ -25,7 +25,7 @@ from __future__ import annotations
 import re
 import time
 
-from chalicelib import access, storage
+from chalicelib import access, failures, storage
 from chalicelib.auth import tokens
 from chalicelib.config import get_settings
 from chalicelib.errors import AuthenticationError, NotFoundError, NotReadyError
@@ -86,7 +86,8 @@ def _authorize(user: dict | None, video_id: str, token: str | None) -> dict:
         viewer = {"id": claims["sub"]}
     video = access.require_video_access(viewer, video_id)
     if video["status"] == "failed":
-        raise NotFoundError("Stream not found", failure_reason=video["failure_reason"])
+        raise NotFoundError("Stream not found",
+                            failure_reason=failures.public_reason(video["failure_public"], True))
     if video["processing_index"] == -1:
         original = access.visible_video(viewer, video["duplicate_of"])
         raise NotFoundError("Stream not found", duplicate_of=str(original["id"]) if original else None)

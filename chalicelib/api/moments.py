@@ -19,10 +19,11 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 from chalice import Response
 
-from chalicelib import aws, storage
+from chalicelib import aws, failures, storage
 from chalicelib.api import videos
 from chalicelib.api.http import parse_uuid
 from chalicelib.auth.tokens import iso
+from chalicelib.auth.users import is_platform_admin
 from chalicelib.config import get_settings
 from chalicelib.errors import ConflictError, NotFoundError, NotReadyError, UnavailableError, ValidationError
 from chalicelib.moments import store
@@ -83,16 +84,19 @@ def extraction_status(user: dict, video_id: str) -> dict:
     video = videos.visible_video(user, video_id)
     run = store.run_of(str(video["id"]))
     moments = store.moments_of(str(video["id"]))
+    # Viewers see a fixed public reason; the detail (FFmpeg's words, URLs) is the platform admins'.
+    shown = (lambda e: e) if is_platform_admin(user) else (
+        lambda e: failures.public_reason(None, failed=True) if e else None)
     counts = {s: sum(1 for m in moments if m["clip_status"] == s)
               for s in ("pending", "extracting", "ready", "failed")}
     return {
         "video_id": str(video["id"]), "status": run["status"] if run else "not_started",
-        "error": run["error"] if run else None,
+        "error": shown(run["error"]) if run else None,
         "started_at": iso(run["started_at"]) if run else None,
         "finished_at": iso(run["finished_at"]) if run else None,
         "total": len(moments), **counts,
         "clips": [{"moment_id": str(m["id"]), "status": m["clip_status"],
-                   "duration": m["clip_duration_s"], "error": m["clip_error"],
+                   "duration": m["clip_duration_s"], "error": shown(m["clip_error"]),
                    "stream_url": _stream_url(m)} for m in moments],
     }
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from chalicelib import ratelimit
+from chalicelib import failures, ratelimit
 
 TITLE = "Clipstream API"
 VERSION = "1.0.0"
@@ -57,6 +57,9 @@ _CLOCK = {"type": "object", "maxProperties": 64, "propertyNames": {"minLength": 
 _NUM = {"type": "number"}
 _BOOL = {"type": "boolean"}
 _ROLE = {"type": "string", "enum": ["admin", "creator", "viewer"]}
+# What a failed video tells its viewers (chalicelib/failures.py); the detail is
+# failure_detail, present for platform admins only.
+_FAILURE = {"type": "string", "enum": list(failures.PUBLIC_REASONS)}
 
 
 def _nullable(schema: dict) -> dict:
@@ -110,7 +113,8 @@ SCHEMAS: dict[str, dict] = {
         "id": _UUID, "stream_id": _UUID, "title": _S, "description": _S, "tags": _arr(_S),
         "status": {"type": "string",
                    "enum": ["queued", "running", "complete", "duplicate", "failed"]},
-        "processing_index": _INT, "failure_reason": _nullable(_S),
+        "processing_index": _INT, "failure_reason": _nullable(_FAILURE),
+        "failure_detail": _nullable(_S),
         "duplicate_of": _nullable(_UUID), "duration": _nullable(_NUM),
         "width": _nullable(_INT), "height": _nullable(_INT), "fps": _nullable(_NUM),
         "codecs": _obj({"video": _nullable(_S), "audio": _nullable(_S)}),
@@ -151,7 +155,8 @@ SCHEMAS: dict[str, dict] = {
                                         "additionalProperties": _ref("PrefixUsage")}},
                          ("total_space", "used_space", "free_space", "video_count", "by_prefix")),
     "ProcessingStatus": _obj({"video_id": _UUID, "processing_index": _INT, "stage": _nullable(_S),
-                              "status": _S, "failure_reason": _nullable(_S),
+                              "status": _S, "failure_reason": _nullable(_FAILURE),
+                              "failure_detail": _nullable(_S),
                               "history": _arr({"type": "object"})}),
     "RetryRequest": _obj({"video_id": _UUID, "video_ids": _arr(_UUID)}),
     "Health": _obj({"status": _S, "database": _S, "storage": _S, "issues": _arr(_S)}),

@@ -4,9 +4,10 @@ from __future__ import annotations
 import logging
 import uuid
 
-from chalicelib import access, db
+from chalicelib import access, db, failures
 from chalicelib.api.moderation import audit
 from chalicelib.auth.tokens import iso
+from chalicelib.auth.users import is_platform_admin
 from chalicelib.config import get_settings
 from chalicelib.errors import ConflictError, NotFoundError, ValidationError
 from chalicelib.pipeline.progress import STAGE_NAMES
@@ -42,14 +43,33 @@ def estimated_time(processing_index: int) -> str:
     return _humanize(sum(means[s] for s in _REMAINING.get(processing_index, [])))
 
 
-def status_of(video: dict) -> dict:
-    """GET /videos/{id}/processing for a video row."""
+def failure_fields(video: dict, user: dict | None) -> dict:
+    """failure_reason, the public reason, for everyone; failure_detail for platform admins only.
+
+    The detail (exception text, FFmpeg's words, hosts, paths, SQL) never reaches a viewer.
+    """
+    failed = video["status"] == "failed" or bool(video.get("failure_reason"))
+    out = {"failure_reason": failures.public_reason(video.get("failure_public"), failed)}
+    if user is not None and is_platform_admin(user):
+        out["failure_detail"] = video.get("failure_reason")
+    return out
+
+
+def _run_error(run: dict, admin: bool) -> str | None:
+    if admin or run["error"] is None:
+        return run["error"]
+    return failures.public_reason(run["public_reason"], failed=True)
+
+
+def status_of(video: dict, user: dict | None = None) -> dict:
+    """GET /videos/{id}/processing for a video row (error details for platform admins only)."""
+    admin = user is not None and is_platform_admin(user)
     execution = db.fetch_one(
         "SELECT * FROM pipeline_executions WHERE video_id = %s ORDER BY started_at DESC LIMIT 1",
         (video["id"],))
     history = db.fetch_all(
-        "SELECT stage, status, started_at, finished_at, error FROM stage_runs WHERE video_id = %s"
-        " ORDER BY started_at, id", (video["id"],))
+        "SELECT stage, status, started_at, finished_at, error, public_reason FROM stage_runs"
+        " WHERE video_id = %s ORDER BY started_at, id", (video["id"],))
     return {
         "video_id": str(video["id"]),
         "processing_index": video["processing_index"],
@@ -58,15 +78,16 @@ def status_of(video: dict) -> dict:
         "execution_arn": execution["execution_arn"] if execution else None,
         "started_at": iso(execution["started_at"]) if execution else None,
         "finished_at": iso(execution["finished_at"]) if execution else None,
-        "failure_reason": video["failure_reason"],
+        **failure_fields(video, user),
         "failed_stage": video["failed_stage"],
         "history": [{"stage": h["stage"], "status": h["status"], "started_at": iso(h["started_at"]),
-                     "finished_at": iso(h["finished_at"]), "error": h["error"]} for h in history],
+                     "finished_at": iso(h["finished_at"]), "error": _run_error(h, admin)}
+                    for h in history],
     }
 
 
 def processing(user: dict, video_id: str) -> dict:
-    return status_of(access.require_video_access(user, video_id))
+    return status_of(access.require_video_access(user, video_id), user)
 
 
 def queue() -> dict:
@@ -74,6 +95,10 @@ def queue() -> dict:
     rows = db.fetch_all(
         "SELECT v.id, v.title, v.processing_index, v.status, v.uploaded_at FROM videos v"
         " WHERE v.status IN ('queued', 'running') AND v.deleted_at IS NULL ORDER BY v.uploaded_at")
+    # The detail stays here, for platform admins (this route is theirs alone).
+    failed = db.fetch_all(
+        "SELECT id, title, failed_stage, failure_reason, failure_public, updated_at FROM videos"
+        " WHERE status = 'failed' AND deleted_at IS NULL ORDER BY updated_at DESC LIMIT 50")
     running = [r for r in rows if r["status"] == "running"]
     waiting = [r for r in rows if r["status"] == "queued"]
     means = mean_stage_seconds()
@@ -89,6 +114,11 @@ def queue() -> dict:
                   "processing_index": r["processing_index"],
                   "stage": STAGE_NAMES.get(r["processing_index"]),
                   "uploaded_at": iso(r["uploaded_at"])} for r in rows[:100]],
+        "recent_failures": [{
+            "video_id": str(r["id"]), "title": r["title"], "failed_stage": r["failed_stage"],
+            "failure_reason": failures.public_reason(r["failure_public"], failed=True),
+            "failure_detail": r["failure_reason"], "updated_at": iso(r["updated_at"])}
+            for r in failed],
     }
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from chalicelib import access, db, video_deletion
 from chalicelib.api import hls, moderation
-from chalicelib.api.processing import estimated_time
+from chalicelib.api.processing import estimated_time, failure_fields
 from chalicelib.auth.tokens import iso
 from chalicelib.config import get_settings
 from chalicelib.errors import (ClipstreamError, ConflictError, ForbiddenError, NotFoundError,
@@ -106,7 +106,7 @@ def details(video: dict, user: dict) -> dict:
         "category": video.get("category"), "featured": bool(video.get("featured")),
         "vector_clock": dict(video.get("vector_clock") or {}), "version": video.get("version", 1),
         "status": video["status"], "processing_index": video["processing_index"],
-        "failure_reason": video["failure_reason"],
+        **failure_fields(video, user),
         "duplicate_of": duplicate_of(video, user),
         "duration": video["duration_s"], "width": video["width"], "height": video["height"],
         "fps": video["fps"],
@@ -131,7 +131,7 @@ def stream_urls(user: dict, video_id: str) -> dict:
     """HLS URLs of a complete video; 202 while processing (reference/000)."""
     video = visible_video(user, video_id)
     if video["status"] == "failed":
-        raise ProcessingFailed(failure_reason=video["failure_reason"],
+        raise ProcessingFailed(**failure_fields(video, user),
                                processing_index=video["processing_index"])
     if video["processing_index"] == -1:
         raise ConflictError("Video is a duplicate", duplicate_of=duplicate_of(video, user))

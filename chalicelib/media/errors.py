@@ -1,17 +1,26 @@
-"""Media errors: each carries a short reason that is stored on the failed video."""
+"""Media errors: each carries a short reason that is stored on the failed video, and the
+public reason (chalicelib.failures) its viewers see."""
 from __future__ import annotations
+
+from chalicelib import failures
 
 
 class MediaError(Exception):
-    """FFmpeg or media processing failed; `reason` is short and human-readable."""
+    """FFmpeg or media processing failed; `reason` is short and human-readable (for logs/admins)."""
 
-    def __init__(self, reason: str) -> None:
+    public = failures.PROCESSING_FAILED
+
+    def __init__(self, reason: str, public: str | None = None) -> None:
         super().__init__(reason)
         self.reason = reason
+        if public is not None:
+            self.public = public
 
 
 class InvalidMediaError(MediaError):
     """The input is not a usable video (empty, truncated, not a video, out of limits)."""
+
+    public = failures.NOT_A_VIDEO
 
 
 class MediaTimeoutError(MediaError):

@@ -8,9 +8,11 @@ import stat
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
+from chalicelib import failures
 from chalicelib.media.errors import (InvalidMediaError, MediaError, MediaTimeoutError,
                                      TransientMediaError)
-from chalicelib.media.ffmpeg import last_error_line, run_ffmpeg
+from chalicelib.media.ffmpeg import (FORMAT_REFUSED, UPLOADED_FILE, InputPolicy, last_error_line,
+                                     run_ffmpeg)
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +43,17 @@ _FPS_RE = re.compile(r", (\d+(?:\.\d+)?)(k?) (fps|tbr)")
 _ROTATION_RE = re.compile(r"rotation of (-?\d+(?:\.\d+)?) degrees")
 _BAD_SIZE_RE = re.compile(r"Picture size (\d+)x(\d+) is invalid")
 
+# What a refused file most likely is, from its first bytes (for the reason only: the
+# refusal itself is FFmpeg's format whitelist).
+_SNIFF = ((b"#EXTM3U", "an HLS playlist"), (b"ffconcat", "a concat list"),
+          (b"file ", "a concat list"), (b"v=0", "an SDP session description"),
+          (b"\x89PNG", "a still image"), (b"\xff\xd8\xff", "a still image"),
+          (b"GIF8", "a still image"), (b"YUV4MPEG2", "a raw YUV4MPEG stream"),
+          (b"RIFF", "a RIFF file that is not AVI"), (b"ID3", "an audio file"),
+          (b"<?xml", "an XML document"))
+_NOT_VIDEOS = {"an HLS playlist", "a concat list", "an SDP session description"}
+ACCEPTED_CONTAINERS = "MP4/MOV, AVI, Matroska or WebM"
+
 
 @dataclass(frozen=True)
 class MediaInfo:
@@ -63,15 +76,30 @@ class MediaInfo:
         return asdict(self)
 
 
-def probe(path: str | Path, timeout_s: float = 30) -> MediaInfo:
-    """Read container and stream headers (no full decode); InvalidMediaError if unreadable."""
+def probe(path: str | Path, timeout_s: float = 30, *,
+          inputs: InputPolicy = UPLOADED_FILE) -> MediaInfo:
+    """Read container and stream headers (no full decode); InvalidMediaError if unreadable.
+
+    Only the accepted containers are opened (`inputs`): anything else is refused
+    by name before FFmpeg reads past its first bytes.
+    """
     path = Path(path)
     size = path.stat().st_size
     if size == 0 and not _is_fifo(path):
         raise InvalidMediaError("the file is empty")
     result = run_ffmpeg(["-i", str(path)], timeout_s=timeout_s, check=False,
-                        capture_stdout=False)
-    info = parse_probe_output(result.stderr, size)
+                        capture_stdout=False, inputs=inputs)
+    if FORMAT_REFUSED in result.stderr:
+        raise InvalidMediaError(f"not a video file: {_what_it_is(path)}, not "
+                                f"{ACCEPTED_CONTAINERS}")
+    try:
+        info = parse_probe_output(result.stderr, size)
+    except InvalidMediaError:
+        # A playlist that FFmpeg's own checks refused before ours: say what it is.
+        what = _what_it_is(path)
+        if what in _NOT_VIDEOS:
+            raise InvalidMediaError(f"not a video file: {what}, not {ACCEPTED_CONTAINERS}") from None
+        raise
     if info.has_video and info.duration_s is None and not _is_image(info):
         # Streamed recordings (e.g. browser WebM) carry no duration: count it from packets.
         info = replace(info, duration_s=_packet_duration(path, timeout_s))
@@ -117,7 +145,8 @@ def parse_probe_output(stderr: str, size_bytes: int) -> MediaInfo:
     if fmt is None:
         bad = _BAD_SIZE_RE.search(stderr)
         if bad:
-            raise InvalidMediaError(f"video dimensions {bad.group(1)}x{bad.group(2)} are too large")
+            raise InvalidMediaError(f"video dimensions {bad.group(1)}x{bad.group(2)} are too large",
+                                    failures.TOO_LARGE)
         cause = last_error_line(stderr) or "unknown format"
         raise InvalidMediaError(f"not a readable media file ({cause})")
     return MediaInfo(
@@ -145,7 +174,7 @@ def check_limits(info: MediaInfo, *, max_bytes: int = MAX_BYTES,
     if info.size_bytes > max_bytes:
         raise InvalidMediaError(
             f"the file is {info.size_bytes / 1024**2:.0f} MiB, over the "
-            f"{max_bytes / 1024**2:.0f} MiB limit")
+            f"{max_bytes / 1024**2:.0f} MiB limit", failures.TOO_LARGE)
     if not info.has_video:
         what = "an audio file" if info.has_audio else "a media file without a video stream"
         raise InvalidMediaError(f"not a video: {what}")
@@ -153,20 +182,22 @@ def check_limits(info: MediaInfo, *, max_bytes: int = MAX_BYTES,
         raise InvalidMediaError(f"not a video: a still image ({info.video_codec})")
     w, h = info.width, info.height
     if w <= 0 or h <= 0:
-        raise InvalidMediaError("the video dimensions are unknown")
+        raise InvalidMediaError("the video dimensions are unknown", failures.DAMAGED)
     if max(w, h) > max_side or w * h > max_pixels:
         raise InvalidMediaError(
             f"video dimensions {w}x{h} are too large (limit {max_side} px a side, "
-            f"{max_pixels} pixels)")
+            f"{max_pixels} pixels)", failures.TOO_LARGE)
     if min(w, h) < min_side:
-        raise InvalidMediaError(f"video dimensions {w}x{h} are too small (at least {min_side} px)")
+        raise InvalidMediaError(f"video dimensions {w}x{h} are too small (at least {min_side} px)",
+                                failures.TOO_SMALL)
     if info.duration_s is None:
-        raise InvalidMediaError("the video duration is unknown")
+        raise InvalidMediaError("the video duration is unknown", failures.DAMAGED)
     if info.duration_s > max_duration_s:
         raise InvalidMediaError(
-            f"the video is {_hms(info.duration_s)} long, over the {_hms(max_duration_s)} limit")
+            f"the video is {_hms(info.duration_s)} long, over the {_hms(max_duration_s)} limit",
+            failures.TOO_LONG)
     if info.duration_s < min_duration_s:
-        raise InvalidMediaError(f"the video is too short ({info.duration_s:.2f} s)")
+        raise InvalidMediaError(f"the video is too short ({info.duration_s:.2f} s)", failures.TOO_SHORT)
 
 
 def verify_decodable(path: str | Path, seconds: float = 1.0, timeout_s: float = 60, *,
@@ -190,13 +221,13 @@ def verify_decodable(path: str | Path, seconds: float = 1.0, timeout_s: float = 
             raise
         except MediaError as exc:
             raise InvalidMediaError(
-                f"the video cannot be decoded at the {where}: {exc.reason}") from exc
+                f"the video cannot be decoded at the {where}: {exc.reason}", failures.DAMAGED) from exc
         frames = len(result.stdout) // 256
         if frames == 0:
             cause = last_error_line(result.stderr)
             raise InvalidMediaError(
                 f"the video is truncated or corrupt: no frame decodes at the {where}"
-                + (f" ({cause})" if cause else ""))
+                + (f" ({cause})" if cause else ""), failures.DAMAGED)
         if result.stderr.strip():
             logger.warning("decode errors at the %s of %s: %s", where, path,
                            last_error_line(result.stderr))
@@ -227,7 +258,7 @@ def _packet_duration(path: Path, timeout_s: float) -> float | None:
     except (MediaTimeoutError, TransientMediaError):
         raise
     except MediaError as exc:
-        raise InvalidMediaError(f"the video cannot be read: {exc.reason}") from exc
+        raise InvalidMediaError(f"the video cannot be read: {exc.reason}", failures.DAMAGED) from exc
     times = re.findall(rb"^out_time_us=(\d+)$", result.stdout, re.M)
     return int(times[-1]) / 1e6 if times else None
 
@@ -235,6 +266,20 @@ def _packet_duration(path: Path, timeout_s: float) -> float | None:
 def _is_image(info: MediaInfo) -> bool:
     return (info.format_name in _IMAGE_FORMATS or info.format_name.endswith("_pipe")
             or (info.video_codec in _STILL_CODECS and not info.duration_s))
+
+
+def _what_it_is(path: Path) -> str:
+    if _is_fifo(path):
+        return "a format we do not accept"
+    try:
+        with open(path, "rb") as f:
+            head = f.read(64).lstrip(b"\xef\xbb\xbf \t\r\n")
+    except OSError:
+        head = b""
+    for magic, what in _SNIFF:
+        if head.startswith(magic):
+            return what
+    return "a format we do not accept"
 
 
 def _is_fifo(path: Path) -> bool:

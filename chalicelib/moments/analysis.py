@@ -1,6 +1,7 @@
 """What a clip sounds like, measured once: loudness, sound onsets, quiet stretches, keyframes.
 
-One FFmpeg process reads the source once (it may be a presigned URL: FFmpeg
+One FFmpeg process reads the source once (it may be a presigned URL, read under
+the runner's UPLOADED_URL policy: http(s) only, the upload containers only; FFmpeg
 fetches byte ranges, so nothing lands in Lambda's small /tmp) and produces
 - 16 kHz mono PCM for numpy (spectral flux onsets, quiet stretches);
 - EBU R128 momentary loudness every 100 ms (the `ebur128` filter: K-weighted,
@@ -26,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from chalicelib import aws
-from chalicelib.media.ffmpeg import run_ffmpeg
+from chalicelib.media.ffmpeg import run_ffmpeg, upload_policy
 
 logger = logging.getLogger(__name__)
 
@@ -74,7 +75,7 @@ def analyse(source: str, *, has_audio: bool, duration: float | None, timeout_s: 
             args += ["-filter_complex", graph, "-map", "[pcm]", "-f", "f32le", "pipe:1",
                      "-map", "[mo]", "-f", "null", "-"]
         args += ["-map", "0:v:0", "-c", "copy", "-f", "framecrc", str(keys)]
-        result = run_ffmpeg(args, timeout_s=timeout_s)
+        result = run_ffmpeg(args, timeout_s=timeout_s, inputs=upload_policy(source))
         keyframes = parse_keyframes(keys.read_text() if keys.exists() else "")
         if not has_audio:
             return AudioAnalysis(duration=duration or 0.0, keyframes=keyframes, has_audio=False)

@@ -12,8 +12,9 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from chalicelib import failures
 from chalicelib.media.errors import InvalidMediaError, MediaError, TransientMediaError
-from chalicelib.media.ffmpeg import run_ffmpeg
+from chalicelib.media.ffmpeg import run_ffmpeg, upload_policy
 
 _TB_RE = re.compile(r"^#tb (\d+): (\d+)/(\d+)")
 
@@ -42,7 +43,7 @@ def cut(source: str, out: str | Path, start: float, end: float, fps: float | Non
     args += ["-t", f"{length:.6f}", "-c:v", "libx264", "-preset", "veryfast", "-crf", "20",
              "-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "128k",
              "-movflags", "+faststart", str(out)]
-    run_ffmpeg(args, timeout_s=timeout_s)
+    run_ffmpeg(args, timeout_s=timeout_s, inputs=upload_policy(source))
     try:
         info = measure(out)
     except TransientMediaError:
@@ -50,7 +51,8 @@ def cut(source: str, out: str | Path, start: float, end: float, fps: float | Non
     except MediaError:        # nothing was written: no video stream to read back
         info = None
     if info is None or info.frames == 0:
-        raise InvalidMediaError(f"no video between {start:g} s and {end:g} s")
+        raise InvalidMediaError(f"no video between {start:g} s and {end:g} s",
+                                failures.PROCESSING_FAILED)
     return info
 
 

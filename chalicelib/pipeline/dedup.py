@@ -123,7 +123,7 @@ def run(event: Envelope) -> dict:
                                   audio_codec=info.audio_codec)
             probe.verify_decodable(src, timeout_s=60, duration_s=info.duration_s)
         except (InvalidMediaError, MediaTimeoutError) as exc:
-            raise PermanentStepError(f"not a usable video: {exc.reason}") from None
+            raise PermanentStepError(f"not a usable video: {exc.reason}", public=exc.public) from None
         frame = tmp / "frame.jpg"
         thumbnails.representative_frame(src, info, frame,
                                         timeout_s=media_io.ffmpeg_timeout(info.duration_s, 1.0))

@@ -11,7 +11,7 @@ import json
 import logging
 from typing import Any
 
-from chalicelib import db, observability
+from chalicelib import db, failures, observability
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +40,8 @@ def begin_stage(video_id: str, stage: str, execution: str | None) -> int:
         if RANK[index] >= RANK[row["processing_index"]] and row["status"] != "duplicate":
             cur.execute(
                 "UPDATE videos SET processing_index = %s, status = 'running',"
-                " failure_reason = NULL, failed_stage = NULL, updated_at = now()"
+                " failure_reason = NULL, failure_public = NULL, failed_stage = NULL,"
+                " updated_at = now()"
                 " WHERE id = %s", (index, video_id))
         cur.execute(
             "INSERT INTO stage_runs (video_id, execution_name, stage, status)"
@@ -48,12 +49,17 @@ def begin_stage(video_id: str, stage: str, execution: str | None) -> int:
         return cur.fetchone()["id"]
 
 
-def end_stage(run_id: int, error: str | None = None, output: dict | None = None) -> None:
-    """Close a stage attempt as succeeded (with its output), or failed with its error."""
+def end_stage(run_id: int, error: str | None = None, output: dict | None = None,
+              public: str | None = None) -> None:
+    """Close a stage attempt as succeeded (with its output), or failed with its error.
+
+    `public` is the viewers' reason for a failure no retry can fix (chalicelib.failures).
+    """
     row = db.fetch_one(
-        "UPDATE stage_runs SET status = %s, error = %s, output = %s, finished_at = now()"
+        "UPDATE stage_runs SET status = %s, error = %s, public_reason = %s, output = %s,"
+        " finished_at = now()"
         " WHERE id = %s RETURNING stage, extract(epoch FROM finished_at - started_at) AS seconds",
-        ("failed" if error else "succeeded", error,
+        ("failed" if error else "succeeded", error, public if error else None,
          None if error else json.dumps(output or {}), run_id))
     if row:
         observability.stage_ended(row["stage"], row["seconds"], failed=bool(error))
@@ -88,7 +94,7 @@ def complete(video_id: str) -> None:
     """processing_index 0: every asset is stored."""
     db.execute(
         "UPDATE videos SET processing_index = 0, status = 'complete', processed_at = now(),"
-        " failure_reason = NULL, failed_stage = NULL, updated_at = now()"
+        " failure_reason = NULL, failure_public = NULL, failed_stage = NULL, updated_at = now()"
         f" WHERE id = %s AND {_RANK_SQL.format(col='processing_index')} <= 5",
         (video_id,))
 
@@ -108,7 +114,8 @@ def mark_failed(video_id: str, reason: str, execution: str | None = None,
     The failed stage is the one the state machine names (else the video's
     latest attempt); the video moves to that stage's index (never backwards)
     and attempts still marked running (a step killed at its timeout) are
-    closed as failed.
+    closed as failed. `reason` is the detail (admins); the public reason is the
+    one the execution's last failed attempt recorded, else "processing failed".
     """
     reason = reason[:2000]
     with db.transaction() as cur:
@@ -119,14 +126,22 @@ def mark_failed(video_id: str, reason: str, execution: str | None = None,
             (reason, video_id, execution, execution))
         index = STAGE_INDEX.get(stage or "")
         cur.execute(
-            "UPDATE videos SET status = 'failed', failure_reason = %s, updated_at = now(),"
+            "SELECT public_reason FROM stage_runs WHERE video_id = %s AND status = 'failed'"
+            " AND (%s::text IS NULL OR execution_name = %s)"
+            " ORDER BY finished_at DESC NULLS LAST, id DESC LIMIT 1",
+            (video_id, execution, execution))
+        last = cur.fetchone()
+        public = failures.public_reason(last["public_reason"] if last else None, failed=True)
+        cur.execute(
+            "UPDATE videos SET status = 'failed', failure_reason = %s, failure_public = %s,"
+            " updated_at = now(),"
             " failed_stage = coalesce(%s, (SELECT stage FROM stage_runs WHERE video_id = %s"
             "                 ORDER BY started_at DESC, id DESC LIMIT 1)),"
             " processing_index = CASE WHEN %s::int IS NOT NULL AND %s::int > 0"
             f"   AND {_RANK_SQL.format(col='%s::int')} > {_RANK_SQL.format(col='processing_index')}"
             "   THEN %s::int ELSE processing_index END"
             " WHERE id = %s AND status NOT IN ('complete', 'duplicate')",
-            (reason, stage, video_id, index, index, index, index, index, video_id))
+            (reason, public, stage, video_id, index, index, index, index, index, video_id))
         return cur.rowcount > 0
 
 

@@ -18,7 +18,7 @@ from botocore.exceptions import ClientError
 from botocore.exceptions import ConnectionError as BotoConnectionError
 from botocore.exceptions import EndpointConnectionError
 
-from chalicelib import db, storage
+from chalicelib import db, failures, storage
 from chalicelib.pipeline import progress
 
 logger = logging.getLogger(__name__)
@@ -31,7 +31,15 @@ class TransientStepError(Exception):
 
 
 class PermanentStepError(Exception):
-    """A failure no retry can fix (bad media, missing object): the video fails."""
+    """A failure no retry can fix (bad media, missing object): the video fails.
+
+    The message is the detailed reason (logs, admins); `public` is what viewers see
+    (one of chalicelib.failures.PUBLIC_REASONS).
+    """
+
+    def __init__(self, message: str, public: str = failures.PROCESSING_FAILED) -> None:
+        super().__init__(message)
+        self.public = public
 
 
 _TRANSIENT = (db.DatabaseUnavailable, storage.StorageUnavailable,
@@ -141,7 +149,8 @@ def _attempt(stage: str, body: Callable[[Envelope], dict | None], event: Envelop
 
 def _close_failed(run_id: int, exc: BaseException) -> None:
     """Record the failed attempt; with Postgres away the error itself still goes up."""
+    public = getattr(exc, "public", None)  # PermanentStepError, or a MediaError that escaped
     try:
-        progress.end_stage(run_id, error=f"{type(exc).__name__}: {exc}")
+        progress.end_stage(run_id, error=f"{type(exc).__name__}: {exc}", public=public)
     except db.DatabaseUnavailable:
         logger.warning("could not record the failed attempt", extra={"stage_run": run_id})

@@ -45,7 +45,7 @@ def run(event: Envelope) -> dict:
         try:
             info = probe.probe(src, timeout_s=30)
         except (InvalidMediaError, MediaTimeoutError) as exc:
-            raise PermanentStepError(f"transcode failed: {exc.reason}") from None
+            raise PermanentStepError(f"transcode failed: {exc.reason}", public=exc.public) from None
         side = hls.SideOutputs(frames=tmp / "frames.rgb",
                                frame_times=tuple(thumbnails.candidate_times(info)),
                                frame_size=thumbnails.thumb_size(info),
@@ -57,7 +57,7 @@ def run(event: Envelope) -> dict:
                     on_segment=lambda rel: up.submit(out / rel, prefix + rel),
                     timeout_s=media_io.ffmpeg_timeout(info.duration_s, 8.0, floor_s=120))
             except (InvalidMediaError, MediaTimeoutError) as exc:
-                raise PermanentStepError(f"transcode failed: {exc.reason}") from None
+                raise PermanentStepError(f"transcode failed: {exc.reason}", public=exc.public) from None
             frame = tmp / "thumbnail.jpg"
             _thumbnail(src, info, side, result.frame_times, frame)
             up.submit(frame, storage.thumbnail_key(video_id))

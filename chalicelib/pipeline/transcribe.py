@@ -90,4 +90,4 @@ def _audio_from_upload(raw_key: str, tmp: Path) -> Path | None:
     try:
         return transcribe.extract_audio(src, tmp / "audio.wav", timeout_s=300)
     except (InvalidMediaError, MediaTimeoutError) as exc:
-        raise PermanentStepError(f"audio extraction failed: {exc.reason}") from None
+        raise PermanentStepError(f"audio extraction failed: {exc.reason}", public=exc.public) from None

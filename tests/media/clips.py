@@ -198,6 +198,45 @@ def huge_dimensions_y4m(out: str | Path, width: int = 16000, height: int = 16000
     return Path(out)
 
 
+def huge_dimensions_avi(out: str | Path, width: int = 16000, height: int = 16000) -> Path:
+    """A small raw-video AVI whose headers (avih and the stream's BITMAPINFOHEADER) claim a huge frame."""
+    import struct
+
+    small = Path(out).with_suffix(".small.avi")
+    ffmpeg("-f", "lavfi", "-i", "color=c=red:s=64x64:d=1:r=5", "-c:v", "rawvideo",
+           "-pix_fmt", "yuv420p", "-f", "avi", str(small))
+    data = bytearray(small.read_bytes())
+    small.unlink()
+    avih, strf = data.find(b"avih"), data.find(b"strf")
+    struct.pack_into("<II", data, avih + 8 + 32, width, height)
+    struct.pack_into("<ii", data, strf + 8 + 4, width, height)
+    Path(out).write_bytes(bytes(data))
+    return Path(out)
+
+
+def hls_playlist(out: str | Path, urls: list[str]) -> Path:
+    """An HLS media playlist (text) whose segments are `urls`, whatever the suffix of `out`."""
+    lines = ["#EXTM3U", "#EXT-X-VERSION:3", "#EXT-X-TARGETDURATION:4", "#EXT-X-MEDIA-SEQUENCE:0"]
+    for url in urls:
+        lines += ["#EXTINF:4.0,", url]
+    Path(out).write_text("\n".join(lines + ["#EXT-X-ENDLIST", ""]))
+    return Path(out)
+
+
+def concat_list(out: str | Path, files: list[str]) -> Path:
+    """An ffconcat script listing `files` (paths or URLs)."""
+    Path(out).write_text("ffconcat version 1.0\n" + "".join(f"file '{f}'\n" for f in files))
+    return Path(out)
+
+
+def sdp_session(out: str | Path, port: int) -> Path:
+    """An SDP description of an RTP/H.264 stream on 127.0.0.1:`port` (a live-network input)."""
+    Path(out).write_text(
+        "v=0\no=- 0 0 IN IP4 127.0.0.1\ns=clip\nc=IN IP4 127.0.0.1\nt=0 0\n"
+        f"m=video {port} RTP/AVP 96\na=rtpmap:96 H264/90000\n")
+    return Path(out)
+
+
 def ten_hour_claim(out: str | Path) -> Path:
     """A tiny MP4 whose last frame sits at 10 h, so the container claims a 10 h duration."""
     ffmpeg("-f", "lavfi", "-i", "testsrc2=s=160x120:r=10:d=1",

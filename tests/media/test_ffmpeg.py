@@ -16,7 +16,8 @@ def test_version_names_ffmpeg() -> None:
 
 def test_stdout_is_captured() -> None:
     result = ffmpeg.run_ffmpeg(["-v", "error", "-f", "lavfi", "-i", "color=s=16x16:d=0.1:r=10",
-                                "-f", "rawvideo", "-pix_fmt", "gray", "pipe:1"], timeout_s=30)
+                                "-f", "rawvideo", "-pix_fmt", "gray", "pipe:1"], timeout_s=30,
+                                inputs=ffmpeg.GENERATED)
     assert len(result.stdout) == 16 * 16
 
 
@@ -32,7 +33,7 @@ def test_timeout_kills_ffmpeg_quickly() -> None:
     started = time.monotonic()
     with pytest.raises(MediaTimeoutError) as err:
         ffmpeg.run_ffmpeg(["-re", "-f", "lavfi", "-i", "testsrc2", "-f", "null", "-"],
-                          timeout_s=1)
+                          timeout_s=1, inputs=ffmpeg.GENERATED)
     assert time.monotonic() - started < 5
     assert "timed out" in err.value.reason
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from chalicelib.media.ffmpeg import run_ffmpeg
+from chalicelib.media.ffmpeg import GENERATED, run_ffmpeg
 from chalicelib.media.hls import (HlsResult, parse_media_playlist, plan_ladder,
                                   transcode_hls, transcode_hls_per_rendition)
 from chalicelib.media.probe import probe
@@ -94,10 +94,10 @@ def test_every_rendition_decodes(hd_hls: tuple[Path, HlsResult]) -> None:
     out, result = hd_hls
     for r in result.renditions:
         decoded = run_ffmpeg(["-v", "error", "-i", r.playlist, "-vf", "scale=16:16,format=gray",
-                              "-f", "rawvideo", "pipe:1"], timeout_s=60, cwd=out)
+                              "-f", "rawvideo", "pipe:1"], timeout_s=60, cwd=out, inputs=GENERATED)
         assert len(decoded.stdout) // 256 == pytest.approx(180, abs=2)
         assert decoded.stderr.strip() == ""
-        info = probe(out / r.playlist)
+        info = probe(out / r.playlist, inputs=GENERATED)
         assert (info.width, info.height) == (r.width, r.height)
         assert info.has_audio and info.audio_codec == "aac"
 
@@ -109,7 +109,8 @@ def test_keyframes_are_aligned_with_segments(hd_hls: tuple[Path, HlsResult]) -> 
     assert durations == {(4.0, 2.0)}
     for r in result.renditions:
         log = run_ffmpeg(["-skip_frame", "nokey", "-i", r.playlist, "-map", "0:v",
-                          "-vf", "showinfo", "-f", "null", "-"], timeout_s=60, cwd=out).stderr
+                          "-vf", "showinfo", "-f", "null", "-"], timeout_s=60, cwd=out,
+                         inputs=GENERATED).stderr
         keys = [round(float(t), 2) for t in re.findall(r"pts_time:([\d.]+)", log)]
         assert keys == [0.0, 4.0]
         init, segments = parse_media_playlist((out / r.playlist).read_text())
@@ -136,7 +137,7 @@ def test_portrait_clip_without_audio_both_ways(media_dir: Path) -> None:
         (r,) = result.renditions
         assert (r.width, r.height) == (180, 320)
         assert r.codecs.startswith("avc1.") and "mp4a" not in r.codecs
-    assert not probe(media_dir / "hls-portrait" / "480p.m3u8").has_audio
+    assert not probe(media_dir / "hls-portrait" / "480p.m3u8", inputs=GENERATED).has_audio
 
 
 @pytest.mark.slow

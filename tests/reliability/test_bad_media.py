@@ -14,6 +14,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from chalicelib.failures import PUBLIC_REASONS
 from tests.helpers import wait_for_final
 from tests.media import clips as make
 
@@ -66,6 +67,9 @@ def bad_inputs(tmp_path_factory) -> dict[str, Path]:
         "1x1 video": make.tiny_video(d / "tiny.avi"),
         "header claiming 100000x100000": make.huge_dimensions_y4m(d / "huge.mp4", 100_000, 100_000),
         "10-hour duration claim": make.ten_hour_claim(d / "tenhours.mp4"),
+        "HLS playlist as .mp4": make.hls_playlist(d / "playlist.mp4", ["file:///etc/passwd"]),
+        "concat list as .mp4": make.concat_list(d / "concat.mp4", ["/etc/passwd"]),
+        "SDP file as .mp4": make.sdp_session(d / "session.mp4", 5004),
     }
     for n, path in enumerate(fuzzed(valid, d)):
         inputs[f"fuzz {n}: random bytes after a valid header"] = path
@@ -114,6 +118,9 @@ def test_bad_media_fails_with_a_reason_and_the_next_upload_processes(crew, bad_i
             assert row["status"] == "failed", (name, row["status"])
             assert row["failed_stage"] == "dedup", name
             assert row["failure_reason"] and len(row["failure_reason"]) > 10, (name, row["failure_reason"])
+            assert row["failure_public"] in PUBLIC_REASONS, (name, row["failure_public"])
+            if name.endswith("as .mp4"):
+                assert row["failure_public"] == "not a video file", name
             assert took <= LIMIT_S, name
     assert peak["seen"] > 0                     # the sampler did see the probes' FFmpeg
     assert peak["mb"] < MEMORY_BOUND_MB

@@ -127,7 +127,8 @@ def test_permanent_failure_then_retry_after_the_fix_duplicates_nothing(client, c
     assert (row["status"], row["failed_stage"]) == ("failed", "transcode")
     assert "AccessDenied" in row["failure_reason"]
     status, body = call(client, "GET", f"/videos/{vid}/processing", crew.me)
-    assert body["status"] == "failed" and "AccessDenied" in body["failure_reason"]
+    assert body["status"] == "failed" and body["failure_reason"] == "processing failed, we are on it"
+    assert "AccessDenied" not in str(body) and "failure_detail" not in body
 
     STORAGE_FAULTS.clear()                           # the cause is fixed
     status, body = call(client, "POST", "/admin/processing/retry", admin, {"video_id": vid})
