@@ -17,7 +17,7 @@ from __future__ import annotations
 from chalice import Response
 
 from chalicelib import storage
-from chalicelib.api import videos
+from chalicelib.api import hls, videos
 from chalicelib.config import get_settings
 from chalicelib.errors import NotFoundError
 
@@ -75,13 +75,17 @@ def _redirect_cache(cache: str, url_ttl_s: int) -> str:
 
 
 def stream_redirect(user: dict, video_id: str) -> Response:
-    """302 to a presigned URL of the best stored rendition: HLS master, else the raw upload."""
+    """302 to the best stored rendition: the HLS master, else a presigned URL of the raw upload.
+
+    The master goes through the API with a playback token (`hls.master_url`): its
+    variant playlists and segments are relative to it and must be signed too, which a
+    presigned URL of the stored master cannot give them (the bucket answers 403).
+    """
     video = videos.visible_video(user, video_id)
-    candidates = [video["raw_key"]]
-    if video["processing_index"] == 0:
-        candidates.insert(0, storage.master_playlist_key(str(video["id"])))
-    for key in candidates:
-        if storage.head(key) is not None:
-            return Response(body="", status_code=302, headers={
-                "Location": storage.presigned_get(key, STREAM_TTL_S), "Cache-Control": "no-store"})
+    if video["processing_index"] == 0 and storage.head(storage.master_playlist_key(str(video["id"]))):
+        return Response(body="", status_code=302, headers={
+            "Location": hls.master_url(str(user["id"]), str(video["id"])), "Cache-Control": "no-store"})
+    if storage.head(video["raw_key"]) is not None:
+        return Response(body="", status_code=302, headers={
+            "Location": storage.presigned_get(video["raw_key"], STREAM_TTL_S), "Cache-Control": "no-store"})
     raise NotFoundError("Video file not found")

@@ -146,3 +146,18 @@ def make_video_for_member(member, make_video) -> str:
     """A video row still at processing_index 1 in the member's stream."""
     video = make_video({"id": member["stream_id"]}, {"id": member["me"]["user"]["id"]}, title="pending")
     return str(video["id"])
+
+
+def test_files_stream_redirect_plays_in_ffmpeg(hd_video, member, live_api):
+    """GET /files/videos/{id}/stream leads to a playlist whose every link is signed: FFmpeg decodes it."""
+    from chalicelib.media.ffmpeg import ffmpeg_exe
+
+    vid = hd_video["id"]
+    resp = requests.get(f"{live_api}/files/videos/{vid}/stream", headers=member["me"]["headers"],
+                        allow_redirects=False, timeout=10)
+    assert resp.status_code == 302, resp.text
+    location = resp.headers["Location"]
+    decoded = subprocess.run([ffmpeg_exe(), "-v", "error", "-protocol_whitelist", "http,https,tcp,tls",
+                              "-i", location, "-map", "0:v:0", "-f", "null", "-"],
+                             capture_output=True, text=True, timeout=120)
+    assert decoded.returncode == 0 and "403" not in decoded.stderr, decoded.stderr
