@@ -67,6 +67,8 @@ class Settings:
     # The local stack only: each API route group's role credentials (JSON), so a route runs as
     # the role that serves it in AWS. Unset in AWS, where each group is its own function.
     local_api_credentials: str = ""
+    # Declared bytes of live videos one user may hold (0: no quota).
+    user_storage_quota_bytes: int = 50 * 1024**3
     # The longest a share link can work (requests for longer are refused; older links are cut to it).
     share_max_ttl_s: int = 30 * 24 * 3600
     rate_limits: dict[str, tuple[int, int]] = field(default_factory=lambda: dict(DEFAULT_RATE_LIMITS))
@@ -101,6 +103,7 @@ def get_settings() -> Settings:
         public_base_url=env.get("PUBLIC_BASE_URL", "http://127.0.0.1:8000").rstrip("/"),
         presign_ttl_s=int(env.get("PRESIGN_TTL_SECONDS", "900")),
         local_api_credentials=env.get("LOCAL_API_CREDENTIALS", ""),
+        user_storage_quota_bytes=int(env.get("USER_STORAGE_QUOTA_BYTES", str(50 * 1024**3))),
         share_max_ttl_s=parse_share_max_ttl(env.get("SHARE_MAX_TTL_SECONDS")),
         rate_limits=parse_rate_limits(env.get("RATE_LIMITS")),
     )

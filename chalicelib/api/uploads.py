@@ -84,13 +84,32 @@ def validate(body: dict) -> dict:
 
 
 def _insert(user: dict, stream_id: str, fields: dict) -> dict:
+    """The new video row, once the uploader's storage quota has room for its declared size.
+
+    The quota counts the declared sizes of the uploader's live videos (storage holds each
+    upload to its declared size); uploads of one user take turns, so two at once cannot
+    both pass the check.
+    """
     video_id = str(uuid.uuid4())
-    return db.fetch_one(
-        "INSERT INTO videos (id, stream_id, uploaded_by, title, filename, content_type, ext,"
-        " size_bytes, raw_key) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING *",
-        (video_id, stream_id, user["id"], fields["title"], fields["filename"],
-         fields["content_type"], fields["ext"], fields["size_bytes"],
-         storage.raw_key(video_id, fields["ext"])))
+    quota = get_settings().user_storage_quota_bytes
+    with db.transaction() as cur:
+        if quota:
+            cur.execute("SELECT pg_advisory_xact_lock(hashtext('upload-quota:' || %s))", (str(user["id"]),))
+            cur.execute("SELECT coalesce(sum(size_bytes), 0) AS used FROM videos"
+                        " WHERE uploaded_by = %s AND deleted_at IS NULL", (user["id"],))
+            used = int(cur.fetchone()["used"])
+            if used + fields["size_bytes"] > quota:
+                raise PayloadTooLargeError(
+                    "Storage quota exceeded", quota_bytes=quota, used_bytes=used,
+                    details=[f"this upload needs {fields['size_bytes']} bytes; {max(0, quota - used)} of your "
+                             f"{quota} bytes are free: delete videos to make room"])
+        cur.execute(
+            "INSERT INTO videos (id, stream_id, uploaded_by, title, filename, content_type, ext,"
+            " size_bytes, raw_key) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING *",
+            (video_id, stream_id, user["id"], fields["title"], fields["filename"],
+             fields["content_type"], fields["ext"], fields["size_bytes"],
+             storage.raw_key(video_id, fields["ext"])))
+        return cur.fetchone()
 
 
 def presigned_upload(video: dict) -> dict:

@@ -276,3 +276,59 @@ def test_admin_views(client, creator, sign_in):
     assert _post(client, "/admin/processing/retry", {"video_id": str(uuid.uuid4())}, admin["headers"]) == \
         (404, {"error": "Video not found"})
     assert video_row(str(uuid.uuid4())) is None
+
+
+@pytest.fixture()
+def quota(monkeypatch, stack):
+    """USER_STORAGE_QUOTA_BYTES for one test."""
+    from chalicelib import config
+
+    def set_quota(value: int) -> None:
+        monkeypatch.setenv("USER_STORAGE_QUOTA_BYTES", str(value))
+        config.reset_settings()
+
+    yield set_quota
+    monkeypatch.undo()
+    config.reset_settings()
+
+
+def test_the_storage_quota_is_checked_when_the_upload_url_is_issued(client, creator, quota):
+    from chalicelib import db
+    me, stream = creator
+    quota(1000)
+    body = {"title": "q", "filename": "q.mp4", "content_type": "video/mp4"}
+    first = _post(client, f"/streams/{stream['id']}/videos", {**body, "size_bytes": 600}, me["headers"])
+    assert first[0] == 201
+    count = db.fetch_one("SELECT count(*) AS n FROM videos WHERE uploaded_by = %s", (me["user"]["id"],))["n"]
+    status, refused = _post(client, f"/streams/{stream['id']}/videos", {**body, "size_bytes": 500}, me["headers"])
+    assert status == 413 and refused["error"] == "Storage quota exceeded"
+    assert (refused["quota_bytes"], refused["used_bytes"]) == (1000, 600) and refused["details"]
+    assert db.fetch_one("SELECT count(*) AS n FROM videos WHERE uploaded_by = %s", (me["user"]["id"],))["n"] == count
+    # The direct upload counts the same way.
+    resp = client.http.post(f"/streams/{stream['id']}/videos?filename=d.mp4", headers={
+        "Authorization": me["headers"]["Authorization"], "Content-Type": "video/mp4"}, body=b"\0" * 500)
+    assert resp.status_code == 413
+    # Deleting a video makes room again.
+    assert client.http.delete(f"/videos/{first[1]['id']}", headers=me["headers"]).status_code in (200, 204)
+    assert _post(client, f"/streams/{stream['id']}/videos", {**body, "size_bytes": 500}, me["headers"])[0] == 201
+
+
+def test_concurrent_uploads_cannot_overrun_the_quota(creator, quota):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from chalicelib.api import uploads
+    from chalicelib.errors import PayloadTooLargeError
+    me, stream = creator
+    quota(1000)
+    fields = {"title": "r", "filename": "r.mp4", "ext": "mp4", "content_type": "video/mp4", "size_bytes": 300}
+
+    def attempt(_: int) -> bool:
+        try:
+            uploads._insert(me["user"], str(stream["id"]), fields)
+            return True
+        except PayloadTooLargeError:
+            return False
+
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(attempt, range(8)))
+    assert sum(results) == 3
