@@ -29,7 +29,7 @@ logger = logging.getLogger(__name__)
 
 ROOT = Path(__file__).resolve().parents[2]
 ASL_PATH = ROOT / "stepfunctions" / "pipeline.asl.json"
-RUNTIME = "python3.12"
+from infra.aws.layers import RUNTIME  # noqa: E402 - the template's runtime, one definition
 
 # ${Placeholder} in the ASL -> Chalice function name.
 ASL_FUNCTIONS = {
