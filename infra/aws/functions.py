@@ -80,7 +80,7 @@ _EMBED_ENV = {"EMBED_MODEL_PATH": f"{EMBED_MODEL_DIR}/all-MiniLM-L6-v2.onnx"}
 _STEP = ("delete-video-objects",)  # every stage step removes what it wrote if its video was deleted
 
 PIPELINE_FUNCTIONS: dict[str, FunctionSpec] = {
-    "on_upload": FunctionSpec(grants=("head-raw", "start-pipeline"),
+    "on_upload": FunctionSpec(grants=("head-raw", "refuse-raw", "start-pipeline"),
                               why="S3 ObjectCreated on raw-uploads/ -> one execution per object"),
     "pipeline_dedup": FunctionSpec(
         image=True, ephemeral_mb=ephemeral_mb(MAX_UPLOAD_BYTES),
@@ -127,7 +127,7 @@ UNKNOWN_FUNCTION = FunctionSpec(image=True, ephemeral_mb=ephemeral_mb(MAX_UPLOAD
 API_GRANTS: dict[str, tuple[str, ...]] = {
     "system": ("head-bucket", "transcode-status"),
     "auth": ("jwt",),
-    "webhooks": ("head-raw", "start-pipeline"),
+    "webhooks": ("head-raw", "refuse-raw", "start-pipeline"),
     "search": ("jwt", "read-thumbnails", "invoke-embed-query"),
     "media": ("jwt", "read-processed", "read-thumbnails", "read-raw"),
     "processing": ("jwt",),
@@ -156,6 +156,10 @@ def grant_statements(grant: str, names: iam.Names) -> list[dict]:
                                                    "of the bucket (GET /system/storage)")],
         "head-raw": lambda: [iam.s3_read("raw-uploads/", why="reads the upload's ETag and size "
                                          "(HeadObject needs s3:GetObject)")],
+        "refuse-raw": lambda: [{"Sid": iam._sid("RefuseRawUploads", "deletes an upload whose size is not the "
+                                                 "declared one, before any step reads it"),
+                                "Effect": "Allow", "Action": "s3:DeleteObject",
+                                "Resource": iam._objects(("raw-uploads/",))}],
         "read-raw": lambda: [iam.s3_read("raw-uploads/", why="reads the upload: to process it, or to "
                                          "serve it before its HLS ladder exists")],
         "upload-raw": lambda: [iam.s3_write("raw-uploads/", why="presigned PUT/POST are signed with this "

@@ -56,6 +56,9 @@ LEFT_UNSET: dict[str, str] = {
     "REFRESH_TTL_SECONDS": "the product default (30 days)",
     "PRESIGN_TTL_SECONDS": "the product default (15 minutes)",
     "SHARE_MAX_TTL_SECONDS": "the product default (30 days)",
+    "USER_STORAGE_QUOTA_BYTES": "the product default (50 GiB of uploads per user)",
+    "LOCAL_API_CREDENTIALS": "the local stack only: in AWS each route group is its own function "
+                             "and runs with its own execution role",
     "MINIO_WEBHOOK_SECRET": "S3 notifications start executions in AWS; without a secret the MinIO "
                             "webhook refuses every call",
     "FFMPEG_BINARY": "imageio-ffmpeg's binary inside the media image",

@@ -101,6 +101,7 @@ NEEDS: dict[str, list[Need]] = {
     "chalicelib.api.uploads:create_direct": obj(RAW, PUT),
     "chalicelib.api.uploads:reissue": obj(RAW, GET),
     "chalicelib.pipeline.start:start_for_object": obj(RAW, GET) + machine("pipeline", "states:StartExecution"),
+    "chalicelib.pipeline.start:_refuse_mismatched_size": obj(RAW, DELETE),
     "chalicelib.video_deletion:stop_executions": execution("pipeline", "states:StopExecution"),
     "chalicelib.video_deletion:stop_clip_extraction": execution("clips", "states:StopExecution"),
     "chalicelib.video_deletion:delete_objects": [
@@ -128,15 +129,19 @@ NEEDS: dict[str, list[Need]] = {
 NOT_RUN_THERE: dict[tuple[str, str, str], str] = {
     ("api_admin", "chalicelib.pipeline.start:start_for_object", "s3:GetObject"):
         "an admin retry passes the recorded etag, so start_for_object never heads the upload",
+    ("api_admin", "chalicelib.pipeline.start:_refuse_mismatched_size", "s3:DeleteObject"):
+        "an admin retry resumes a video whose upload was checked when it arrived",
 }
 
 # The helpers whose resources depend on their caller: the caller is in NEEDS.
 GENERIC = {"chalicelib.storage:" + n for n in ("s3_client", "presign_client", "presigned_get", "presigned_put",
                                                "presigned_post", "head", "check_bucket", "iter_objects",
-                                               "delete_prefix")} | {
+                                               "delete_prefix", "_delete_batch", "delete", "get_object",
+                                               "open_object", "read_bytes", "read_text", "put_bytes",
+                                               "upload_file", "upload_stream")} | {
     "chalicelib.pipeline.media_io:" + n for n in ("download", "fetch_if_present", "delete_object", "upload_file",
                                                   "Uploader")} | {
-    "chalicelib.pipeline.start:sfn_client", "chalicelib.api.console:_sfn", "chalicelib.api.search:_lambda",
+    "chalicelib.aws:client", "chalicelib.api.console:_sfn", "chalicelib.api.search:_lambda",
     "chalicelib.api.health:_lambda", "chalicelib.db:_secrets"}
 
 AWS_OPERATIONS = {
