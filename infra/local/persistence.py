@@ -315,8 +315,8 @@ def _execution_alive(arn: str | None) -> bool:
     """True if the execution still runs (an external emulator may have kept it)."""
     if not arn:
         return False
-    from chalicelib.pipeline.start import sfn_client
-    client = sfn_client()
+    from chalicelib import aws
+    client = aws.client("stepfunctions")
     try:
         return client.describe_execution(executionArn=arn)["status"] == "RUNNING"
     except client.exceptions.ExecutionDoesNotExist:

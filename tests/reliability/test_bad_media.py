@@ -59,7 +59,6 @@ def bad_inputs(tmp_path_factory) -> dict[str, Path]:
     valid = make.make_clip(d / "valid.mp4", scene="testsrc2", duration=3.0, size=(320, 180), seed=5,
                            extra=("-movflags", "+faststart"))
     inputs = {
-        "zero bytes": make.zero_bytes(d / "zero.mp4"),
         "truncated mp4": make.truncated(valid, d / "truncated.mp4", keep=0.4),
         "text renamed .mp4": make.text_as_mp4(d / "text.mp4"),
         "image (png) as .mp4": make.png_image(d / "image.mp4"),
@@ -147,4 +146,24 @@ def test_a_hanging_ffmpeg_fails_the_video_and_the_next_upload_processes(crew, lo
     assert time.monotonic() - t0 < LIMIT_S
     nxt = crew(clips[1])
     assert wait_for_final(nxt, 120)["status"] == "complete"
+    figures.counts["bad_inputs_tried"] += 1
+
+
+def test_an_empty_upload_never_reaches_the_pipeline(client, crew, figures):
+    """Zero bytes: the API refuses size_bytes 0, and storage refuses an empty body against a
+    declared size (the presigned PUT signs Content-Length), so no step ever sees it."""
+    import requests
+
+    from tests.helpers import call, video_row
+    from tests.reliability.conftest import new_video
+    status, body = call(client, "POST", f"/streams/{crew.stream['id']}/videos", crew.me,
+                        {"filename": "zero.mp4", "size_bytes": 0, "content_type": "video/mp4"})
+    assert status == 400 and "size_bytes must be greater than 0" in body["details"]
+    created = new_video(client, crew.me, crew.stream, "zero.mp4", 1)
+    put = requests.put(created["upload_url"], data=b"",
+                       headers={**created["upload_headers"], "Content-Type": "video/mp4"}, timeout=30)
+    assert put.status_code == 403 and "SignatureDoesNotMatch" in put.text
+    time.sleep(1)
+    row = video_row(created["id"])
+    assert (row["status"], row["processing_index"]) != ("failed", -1) and row["processing_index"] == 1
     figures.counts["bad_inputs_tried"] += 1

@@ -98,14 +98,14 @@ def test_an_event_before_the_row_commits_is_ignored_then_starts_once(stack, clie
 
     vid = str(uuid.uuid4())
     key = storage.raw_key(vid, "mp4")
+    data = clips[2].read_bytes()
     conn = psycopg2.connect(stack.env["DATABASE_URL"])
     try:
         with conn.cursor() as cur:
             cur.execute(
                 "INSERT INTO videos (id, stream_id, uploaded_by, title, filename, content_type, ext,"
-                " size_bytes, raw_key) VALUES (%s, %s, %s, 'early', 'early.mp4', 'video/mp4', 'mp4', 1, %s)",
-                (vid, crew.stream["id"], crew.me["user"]["id"], key))
-        data = clips[2].read_bytes()
+                " size_bytes, raw_key) VALUES (%s, %s, %s, 'early', 'early.mp4', 'video/mp4', 'mp4', %s, %s)",
+                (vid, crew.stream["id"], crew.me["user"]["id"], len(data), key))
         etag = s3.put_object(Bucket="clipstream", Key=key, Body=data)["ETag"]
         started = time.monotonic()
         assert start.handle_event(_event(key, etag))["ignored"] == [key]
@@ -114,7 +114,8 @@ def test_an_event_before_the_row_commits_is_ignored_then_starts_once(stack, clie
     finally:
         conn.close()
     outcomes = [start.handle_event(_event(key, etag)) for _ in range(3)]
-    assert sum(len(o["started"]) for o in outcomes) == 1
+    # The bucket's own notification is a redelivery too: between them, one start.
+    assert sum(len(o["started"]) for o in outcomes) <= 1, outcomes
     assert wait_for_final(vid, 120)["status"] == "complete"
     assert len(_executions(vid)) == 1
     figures.counts["duplicate_events_delivered"] += 5
