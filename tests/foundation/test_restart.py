@@ -184,7 +184,10 @@ def test_stack_restarted_mid_pipeline_finishes_the_video(dev_stack, signum, tmp_
     assert "#retry" not in executions[0]["execution_name"] and "retry1" in executions[1]["execution_name"]
     runs = dev_stack.sql("SELECT stage, status, error, resumed FROM stage_runs WHERE video_id = %s"
                          " ORDER BY started_at, id", (video_id,))
-    assert {"stage": "transcode", "status": "failed", "error": persistence.INTERRUPTED, "resumed": False} in runs
+    # The cut attempt failed: marked interrupted by the recovery, or (SIGTERM) by the step itself
+    # when the emulator went away under it during the shutdown.
+    cut = [r for r in runs if r["stage"] == "transcode" and r["status"] == "failed"]
+    assert cut and (cut[0]["error"] == persistence.INTERRUPTED or signum == signal.SIGTERM), runs
     assert {"stage": "dedup", "status": "succeeded", "error": None, "resumed": True} in runs  # not redone
     assert not [r for r in runs if r["status"] == "running"]
     assert dev_stack.sql("SELECT id FROM idempotency_records WHERE status = 'INPROGRESS'") == []
