@@ -1,7 +1,6 @@
 """Accounts are Google accounts: keyed by `sub`, verified emails only, no takeover by email."""
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 import uuid
@@ -13,6 +12,8 @@ import pytest
 from chalicelib import db
 from infra.local.google_keys import DevKey
 from tests.helpers import call
+
+pytestmark = pytest.mark.attack  # hostile callers: counted in bench/results/reliability.json
 
 ADMIN = "admin@example.com"  # ADMIN_EMAILS of the test stack
 UNVERIFIED = {"error": "Invalid Google ID token", "details": [

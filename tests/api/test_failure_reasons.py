@@ -19,6 +19,8 @@ from chalicelib import failures
 from tests.helpers import call, wait_for_final
 from tests.media import clips as make
 
+pytestmark = pytest.mark.attack  # hostile callers: counted in bench/results/reliability.json
+
 PLATFORM_ADMIN = "admin@example.com"  # ADMIN_EMAILS of the test stack
 # What must never reach a non-admin: the upload's bytes, FFmpeg's words, our paths and hosts.
 SECRETS = ("/tmp", "/etc/passwd", "10.0.3.7", "EXTM3U", "ffconcat", "whitelist", "SELECT",

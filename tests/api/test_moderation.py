@@ -351,6 +351,7 @@ def audit_rows(target_id):
 PLATFORM_HIDE = (403, {"error": "This video was hidden by a platform admin; only a platform admin can unhide it"})
 
 
+@pytest.mark.attack
 def test_a_platform_hide_is_lifted_only_by_a_platform_admin(client, crew):
     vid, root, admin = crew["vid"], crew["root"], crew["admin"]
     rid = report(client, crew)[1]["id"]                          # while members still see the video
@@ -403,6 +404,7 @@ def test_a_platform_admin_raises_a_stream_hide_and_a_platform_resolve_hides_at_p
     assert hidden_row(vid)["hidden_at"] is not None
 
 
+@pytest.mark.attack
 def test_stream_admins_do_not_close_reports_about_their_own_videos(client, crew, sign_in, make_video):
     sid, admin = crew["sid"], crew["admin"]
     own = str(make_video({"id": sid}, {"id": admin["user"]["id"]}, title="admin's own")["id"])
@@ -433,6 +435,7 @@ def test_stream_admins_do_not_close_reports_about_their_own_videos(client, crew,
     assert call(client, "POST", f"/admin/reports/{other['id']}/dismiss", admin, {})[0] == 200
 
 
+@pytest.mark.attack
 def test_stream_admins_never_see_who_reported(client, crew):
     sid, viewer, fan = crew["sid"], crew["viewer"]["user"], crew["fan"]["user"]
     first = report(client, crew)[1]

@@ -132,6 +132,7 @@ def test_share_validation(client, crew, body, details):
     assert db.fetch_one("SELECT count(*) AS n FROM shares WHERE video_id = %s", (crew["vid"],))["n"] == 0
 
 
+@pytest.mark.attack
 def test_share_lifetime_up_to_the_cap(client, crew):
     status, body = call(client, "POST", f"/videos/{crew['vid']}/share", crew["viewer"], {"expires_in_hours": 720})
     assert status == 201
@@ -317,6 +318,7 @@ def test_revoking_a_link(client, crew):
     assert next(r for r in shares_rows(crew["vid"]) if r["id"] == other["id"])["revoked_by"] is not None
 
 
+@pytest.mark.attack
 def test_nobody_else_revokes_a_link(client, crew, sign_in, make_video):
     from chalicelib import db
 
@@ -350,6 +352,7 @@ def test_nobody_else_revokes_a_link(client, crew, sign_in, make_video):
                         (crew["vid"],))["n"] == 0
 
 
+@pytest.mark.attack
 def test_links_stop_when_their_creator_loses_access(client, crew, sign_in):
     sid, vid = crew["sid"], crew["vid"]
     kicked, banned, demoted = sign_in(), sign_in(), sign_in()
@@ -403,6 +406,7 @@ def test_share_links_over_http(live_api, crew):
     assert gone.status_code == 410 and gone.json() == {"error": "Share link revoked"}
 
 
+@pytest.mark.attack
 def test_a_links_playback_url_stops_with_the_link(client, crew, s3, sign_in):
     """The hls_url a link handed out (a one-hour token) plays only while the link works."""
     complete(crew["vid"])

@@ -130,6 +130,7 @@ def test_viewer_and_outsider_cannot_upload(client, creator, sign_in):
     assert _post(client, f"/streams/{stream['id']}/videos", "{bad json", me["headers"])[0] == 400
 
 
+@pytest.mark.attack
 def test_reissue_upload_url_only_for_the_uploader_before_upload(client, creator, sign_in):
     me, stream = creator
     created = _new_video(client, me, stream)
@@ -292,6 +293,7 @@ def quota(monkeypatch, stack):
     config.reset_settings()
 
 
+@pytest.mark.attack
 def test_the_storage_quota_is_checked_when_the_upload_url_is_issued(client, creator, quota):
     from chalicelib import db
     me, stream = creator
@@ -313,6 +315,7 @@ def test_the_storage_quota_is_checked_when_the_upload_url_is_issued(client, crea
     assert _post(client, f"/streams/{stream['id']}/videos", {**body, "size_bytes": 500}, me["headers"])[0] == 201
 
 
+@pytest.mark.attack
 def test_concurrent_uploads_cannot_overrun_the_quota(creator, quota):
     from concurrent.futures import ThreadPoolExecutor
 

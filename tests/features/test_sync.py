@@ -256,6 +256,7 @@ FORGED = {   # name -> (clock built from the fixture, the expected details with 
 }
 
 
+@pytest.mark.attack
 @pytest.mark.parametrize("case", list(FORGED))
 def test_a_forged_clock_is_400_changes_nothing_and_co_editors_keep_editing(client, edited, case):
     vid, admin, me = edited["first"], edited["admin"], edited["creator"]
@@ -292,6 +293,7 @@ def test_an_honest_clock_may_count_its_own_unsent_operations(client, edited):
         f"client_vector_clock[{edited['theirs']}]: 6 is ahead of the server's 5 by more than the 0 operations sent"]
 
 
+@pytest.mark.attack
 def test_giant_values_and_batches_are_400_and_change_nothing(client, edited):
     vid, admin = edited["first"], edited["admin"]
     before = snapshot(vid)
@@ -309,6 +311,7 @@ def test_giant_values_and_batches_are_400_and_change_nothing(client, edited):
     assert snapshot(vid) == before
 
 
+@pytest.mark.attack
 def test_a_counter_at_the_limit_is_400_not_500(client, edited):
     """A clock stored before the bounds existed (planted here): the exhausted actor gets a 400, others edit."""
     vid, me, admin = edited["first"], edited["creator"], edited["admin"]
@@ -323,6 +326,7 @@ def test_a_counter_at_the_limit_is_400_not_500(client, edited):
     assert call(client, "PUT", f"/videos/{vid}", admin, {"title": "y"})[0] == 200
 
 
+@pytest.mark.attack
 def test_a_video_clock_holds_a_bounded_number_of_actors(client, edited):
     vid, me, admin = edited["first"], edited["creator"], edited["admin"]
     for i in range(7):                                       # phone + 7 more: the creator's 8 devices

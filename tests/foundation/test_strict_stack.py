@@ -19,6 +19,8 @@ from botocore.exceptions import ClientError
 
 from tests.helpers import call, wait_for, wait_for_final
 
+pytestmark = pytest.mark.attack  # hostile callers: counted in bench/results/reliability.json
+
 BUCKET = "clipstream"
 TRUST = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"},
                                                   "Action": "sts:AssumeRole"}]}

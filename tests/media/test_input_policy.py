@@ -20,6 +20,8 @@ from chalicelib.media.probe import MediaInfo, probe
 from chalicelib.moments import analysis, clips as moment_clips
 from tests.media import clips
 
+pytestmark = pytest.mark.attack  # hostile callers: counted in bench/results/reliability.json
+
 PASSWD_MARK = "root:x:0:0"
 NOT_ACCEPTED = "not MP4/MOV, AVI, Matroska or WebM"
 

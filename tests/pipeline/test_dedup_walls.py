@@ -15,6 +15,8 @@ import requests
 from tests.helpers import call, wait_for_final
 from tests.media import clips as make
 
+pytestmark = pytest.mark.attack  # hostile callers: counted in bench/results/reliability.json
+
 PLATFORM_ADMIN = "admin@example.com"
 
 

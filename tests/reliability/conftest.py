@@ -50,7 +50,16 @@ class Figures:
                        "detail": self.faults},
             **{k: self.counts[k] for k in sorted(self.counts)},
             **self.values,
+            "attacks": attacks(),
         }
+
+
+def attacks() -> dict:
+    """The attack-marked tests of this session: tried, refused (passed) and succeeded (failed), per file."""
+    from tests.conftest import ATTACKS
+    per_file: Counter[str] = Counter(nodeid.split("::", 1)[0] for nodeid in ATTACKS)
+    return {"tried": len(ATTACKS), "refused": sum(ATTACKS.values()),
+            "succeeded": sum(not ok for ok in ATTACKS.values()), "by_file": dict(sorted(per_file.items()))}
 
 
 _FIGURES = Figures()

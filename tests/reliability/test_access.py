@@ -15,7 +15,7 @@ import requests
 
 from tests.helpers import call
 
-pytestmark = pytest.mark.reliability
+pytestmark = [pytest.mark.reliability, pytest.mark.attack]
 
 # Bodies that would be accepted from someone allowed (so a refusal is the access check's).
 VALID_BODIES = {

@@ -149,6 +149,7 @@ def test_a_hanging_ffmpeg_fails_the_video_and_the_next_upload_processes(crew, lo
     figures.counts["bad_inputs_tried"] += 1
 
 
+@pytest.mark.attack
 def test_an_empty_upload_never_reaches_the_pipeline(client, crew, figures):
     """Zero bytes: the API refuses size_bytes 0, and storage refuses an empty body against a
     declared size (the presigned PUT signs Content-Length), so no step ever sees it."""
