@@ -71,7 +71,7 @@ def _upload(client, crew, path: Path) -> str:
                            crew["creator"], {"title": "Nice shot", "filename": "clip.mp4",
                                              "size_bytes": len(data), "content_type": "video/mp4"})
     assert status == 201, created
-    put = requests.put(created["upload_url"], data=data, headers={"Content-Type": "video/mp4"},
+    put = requests.put(created["upload_url"], data=data, headers={**created["upload_headers"], "Content-Type": "video/mp4"},
                        timeout=30)
     assert put.status_code == 200, put.text
     return created["id"]
