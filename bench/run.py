@@ -34,7 +34,7 @@ RESULTS = ROOT / "bench" / "results" / "latest.json"
 
 MEASUREMENTS = [
     "api_import_s", "boto3_import_s",
-    "api_p50_ms", "api_p99_ms", "db_roundtrip_ms",
+    "api_p50_ms", "api_p99_ms", "db_roundtrip_ms", "api_p50_strict_ms", "api_p50_lenient_ms",
     "transcode_step_s", "ffmpeg_single_s", "ffmpeg_per_rendition_s",
     "transcribe_step_s", "whisper_direct_s", "audio_s",
     "embed_sentences_per_s",
@@ -53,6 +53,8 @@ RATIOS = [
     ("search_p95_ms", "search_p95_ms", None, 50.0),
     ("dedup_lookup_ms", "dedup_lookup_ms", None, 20.0),
     ("api_p50_ms/db_roundtrip_ms", "api_p50_ms", "db_roundtrip_ms", 5.0),
+    # The strict stack's per-route role must not slow the API by more than 10 %.
+    ("api_p50_strict_ms/api_p50_lenient_ms", "api_p50_strict_ms", "api_p50_lenient_ms", 1.10),
 ]
 
 SPEECH = [
@@ -315,6 +317,28 @@ def bench_api(stack, client) -> None:
         t = time.perf_counter()
         db.fetch_one("SELECT 1")
         db_lat.append((time.perf_counter() - t) * 1000)
+    # The strict local stack (each route acting as its route group's role) against the same
+    # routes without it, interleaved in blocks so drift hits both alike.
+    from chalicelib.config import reset_settings
+    strict_env = os.environ.get("LOCAL_API_CREDENTIALS", "")
+    strict, lenient = [], []
+    for block in range(6):
+        lenient_block = block % 2 == 1
+        if lenient_block:
+            os.environ.pop("LOCAL_API_CREDENTIALS", None)
+        else:
+            os.environ["LOCAL_API_CREDENTIALS"] = strict_env
+        reset_settings()
+        for i in range(100):
+            p = paths[0] if i % 2 == 0 else rng.choice(paths[1:])
+            t = time.perf_counter()
+            resp = client.http.get(p, headers=me["headers"])
+            (lenient if lenient_block else strict).append((time.perf_counter() - t) * 1000)
+            assert resp.status_code == 200, (p, resp.status_code, resp.body)
+    os.environ["LOCAL_API_CREDENTIALS"] = strict_env
+    reset_settings()
+    results["api_p50_strict_ms"] = r(median(strict), 3)
+    results["api_p50_lenient_ms"] = r(median(lenient), 3)
     results["api_p50_ms"] = r(median(lat), 3)
     results["api_p99_ms"] = r(pct(lat, 99), 3)
     results["db_roundtrip_ms"] = r(median(db_lat), 3)
