@@ -55,6 +55,9 @@ RATIOS = [
     ("api_p50_ms/db_roundtrip_ms", "api_p50_ms", "db_roundtrip_ms", 5.0),
     # The strict stack's per-route role must not slow the API by more than 10 %.
     ("api_p50_strict_ms/api_p50_lenient_ms", "api_p50_strict_ms", "api_p50_lenient_ms", 1.10),
+    # time to playable of a 12 s 720p clip as a share of its length (issue 19: 0.45x)
+    ("playable_fanout_s/clip length", "playable_fanout_x_length", None, 0.45),
+    ("playable_fanout_s/playable_serial_s", "playable_fanout_s", "playable_serial_s", 1.0),
 ]
 
 SPEECH = [
@@ -118,7 +121,7 @@ def save() -> None:
     tmp.replace(RESULTS)
 
 
-SECTIONS = ("imports", "api", "embed", "search", "dedup", "transcribe", "e2e", "transcode",
+SECTIONS = ("imports", "api", "embed", "search", "dedup", "transcribe", "e2e", "playable", "transcode",
             "hash_stream")
 
 
@@ -625,6 +628,65 @@ def bench_e2e(stack, client, work: Path) -> None:
     results["e2e_stage_sum_s"] = r(median(stage_sum))
 
 
+# ---------------------------------------------------------------- time to playable
+
+PLAYABLE_RUNS = 2
+
+
+@section("playable")
+def bench_playable(stack, client, work: Path) -> None:
+    """Upload complete -> GET /videos/{id}/stream 200, serial vs fanned-out machine, same clip."""
+    import requests
+    from chalicelib.config import reset_settings
+    from tests.media import clips as media_clips
+    from tests.ml import clips as speech
+
+    talk = speech.speech_clip(work / "playable_talk.wav", SPEECH[:2], seed=7)
+    length = 12.0
+    src = media_clips.make_clip(work / "playable.mp4", scene="testsrc2", duration=length,
+                                size=(1280, 720), bed=talk.path)
+    data = src.read_bytes()
+    me = sign_in(client, stack)
+    times: dict[str, list[float]] = {"serial": [], "fanout": []}
+    order = [shape for i in range(PLAYABLE_RUNS)
+             for shape in (("serial", "fanout") if i % 2 == 0 else ("fanout", "serial"))]
+    for n, shape in enumerate(order):
+        # A stream of its own per run: the same bytes in one stream would be a duplicate.
+        resp = client.http.post("/streams", headers=me["headers"],
+                                body=json.dumps({"name": f"bench playable {n}"}))
+        stream_id = json.loads(resp.body)["id"]
+        os.environ["PIPELINE_SHAPE"] = shape
+        reset_settings()
+        try:
+            resp = client.http.post(f"/streams/{stream_id}/videos", headers=me["headers"], body=json.dumps(
+                {"title": f"playable {n}", "filename": "playable.mp4", "size_bytes": len(data),
+                 "content_type": "video/mp4"}))
+            assert resp.status_code == 201, resp.body
+            created = json.loads(resp.body)
+            put = requests.put(created["upload_url"], data=data,
+                               headers={**created["upload_headers"], "Content-Type": "video/mp4"}, timeout=60)
+            assert put.status_code == 200, put.text
+            t = time.perf_counter()   # upload complete
+            deadline = time.monotonic() + 600
+            status = None
+            while time.monotonic() < deadline:
+                status = client.http.get(f"/videos/{created['id']}/stream", headers=me["headers"]).status_code
+                if status == 200 or status >= 400:
+                    break
+                time.sleep(0.05)
+            elapsed = time.perf_counter() - t
+        finally:
+            os.environ.pop("PIPELINE_SHAPE", None)
+            reset_settings()
+        assert status == 200, status
+        times[shape].append(elapsed)
+        log(f"  playable {shape}: {elapsed:.2f} s ({elapsed / length:.2f}x of {length:g} s)")
+    results["playable_serial_s"] = r(median(times["serial"]))
+    results["playable_fanout_s"] = r(median(times["fanout"]))
+    results["playable_serial_x_length"] = r(median(times["serial"]) / length)
+    results["playable_fanout_x_length"] = r(median(times["fanout"]) / length)
+
+
 # ---------------------------------------------------------------- transcode (slowest: last)
 
 @section("transcode")
@@ -784,6 +846,8 @@ def main(argv: list[str] | None = None) -> int:
                 bench_transcribe(work)
             if "e2e" in only:
                 bench_e2e(stack, client, work)
+            if "playable" in only:
+                bench_playable(stack, client, work)
         if "transcode" in only:
             bench_transcode(work)
         if "hash_stream" in only:

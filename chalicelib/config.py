@@ -71,6 +71,9 @@ class Settings:
     user_storage_quota_bytes: int = 50 * 1024**3
     # The longest a share link can work (requests for longer are refused; older links are cut to it).
     share_max_ttl_s: int = 30 * 24 * 3600
+    # "fanout": transcription runs beside the transcode, long clips encode in chunks
+    # (stepfunctions/pipeline.asl.json); "serial": every stage after the other (bench baseline).
+    pipeline_shape: str = "fanout"
     rate_limits: dict[str, tuple[int, int]] = field(default_factory=lambda: dict(DEFAULT_RATE_LIMITS))
 
 
@@ -106,7 +109,19 @@ def get_settings() -> Settings:
         user_storage_quota_bytes=int(env.get("USER_STORAGE_QUOTA_BYTES", str(50 * 1024**3))),
         share_max_ttl_s=parse_share_max_ttl(env.get("SHARE_MAX_TTL_SECONDS")),
         rate_limits=parse_rate_limits(env.get("RATE_LIMITS")),
+        pipeline_shape=parse_pipeline_shape(env.get("PIPELINE_SHAPE")),
     )
+
+
+PIPELINE_SHAPES = ("fanout", "serial")
+
+
+def parse_pipeline_shape(value: str | None) -> str:
+    """PIPELINE_SHAPE: "fanout" (default) or "serial"; anything else is a deployment mistake."""
+    shape = (value or "fanout").strip().lower()
+    if shape not in PIPELINE_SHAPES:
+        raise ValueError(f"PIPELINE_SHAPE must be one of {PIPELINE_SHAPES}, not {value!r}")
+    return shape
 
 
 def parse_rate_limits(value: str | None) -> dict[str, tuple[int, int]]:

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from typing import Any, BinaryIO
 
 from chalicelib.media.errors import MediaError, MediaTimeoutError, TransientMediaError
-from chalicelib.media.ffmpeg import run_ffmpeg
+from chalicelib.media.ffmpeg import run_ffmpeg, speech_wav_args
 from chalicelib.media.probe import MediaInfo
 
 logger = logging.getLogger(__name__)
@@ -127,10 +127,15 @@ def sha256_stream(fileobj: BinaryIO, chunk: int = SHA256_CHUNK) -> str:
     return digest.hexdigest()
 
 
-def media_signature(src: str | Path, info: MediaInfo, timeout_s: float) -> MediaSignature:
-    """Video and (when there is audio) audio signatures of `src`."""
+def media_signature(src: str | Path, info: MediaInfo, timeout_s: float,
+                    speech_wav: Path | None = None) -> MediaSignature:
+    """Video and (when there is audio) audio signatures of `src`.
+
+    `speech_wav`: also write the 16 kHz speech WAV from the same audio decode
+    (the transcribe step reads it, so nothing decodes the audio twice).
+    """
     video = video_signature(src, info, timeout_s) if info.has_video else None
-    audio = audio_fingerprint(src, timeout_s) if info.has_audio else None
+    audio = audio_fingerprint(src, timeout_s, speech_wav) if info.has_audio else None
     return MediaSignature(duration_s=float(info.duration_s or 0.0), video=video, audio=audio)
 
 
@@ -162,10 +167,17 @@ def video_signature(src: str | Path, info: MediaInfo, timeout_s: float) -> Video
     return VideoSignature(frame_rate=FRAME_RATE, hashes=hashes, vector=_clip_vector(lows))
 
 
-def audio_fingerprint(src: str | Path, timeout_s: float) -> list[int] | None:
-    """Chromaprint raw fingerprint (unsigned 32-bit items), None without an audio stream."""
+def audio_fingerprint(src: str | Path, timeout_s: float,
+                      speech_wav: Path | None = None) -> list[int] | None:
+    """Chromaprint raw fingerprint (unsigned 32-bit items), None without an audio stream.
+
+    With `speech_wav` (only for a source known to have audio), the same decode
+    also writes the speech WAV there.
+    """
     args = ["-v", "error", "-i", str(src), "-map", "0:a:0?", "-vn", "-f", "chromaprint",
             "-fp_format", "raw", "pipe:1"]
+    if speech_wav is not None:
+        args = ["-y", *args, "-map", "0:a:0", *speech_wav_args(), str(Path(speech_wav).resolve())]
     try:
         raw = run_ffmpeg(args, timeout_s=timeout_s).stdout
     except (MediaTimeoutError, TransientMediaError):

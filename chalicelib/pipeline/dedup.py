@@ -6,6 +6,11 @@ limits before any full decode, then given a perceptual signature (frame
 hashes over time + chromaprint). Candidates come from an HNSW index over the
 signatures' compact vectors; the full signatures decide.
 
+The audio fingerprint's decode also writes the 16 kHz speech WAV. A clip that
+is not a duplicate hands it over (`speech_audio_key`) to the transcribe step,
+which then runs beside the transcode instead of after it; a duplicate stores
+nothing more, so the machine stops before any encode.
+
 Dedup never crosses a stream: a clip is a duplicate only of an earlier clip of
 its own stream that the stream's members can see (not hidden, deleted, failed
 or itself a duplicate), so the same clip uploaded to two streams plays in both.
@@ -104,6 +109,15 @@ def _store_overlay(video_id: str, frame, variant: str, make) -> None:
     media_io.record_assets(video_id, [(key, size, "image/jpeg")], lambda _k: f"thumbnail_{variant}")
 
 
+def _hand_over_speech(video_id: str, wav) -> dict:
+    """Store the speech WAV for the transcribe step; the envelope's {speech_audio_key} (empty without one)."""
+    if wav is None or not wav.exists() or wav.stat().st_size == 0:
+        return {}
+    key = media_io.speech_audio_key(video_id)
+    media_io.upload_file(wav, key)
+    return {"speech_audio_key": key}
+
+
 @stage_step("dedup")
 def run(event: Envelope) -> dict:
     """Probe the upload, store its signature, and look for an earlier copy."""
@@ -132,9 +146,10 @@ def run(event: Envelope) -> dict:
         original = find_exact_original(video_id, sha256)
         similarity = 1.0
         elsewhere = {str(r["id"]): 1.0 for r in exact_matches_elsewhere(video_id, sha256)}
+        speech = tmp / "speech.wav" if info.has_audio else None
         if original is None:
             signature = fingerprint.media_signature(
-                src, info, timeout_s=media_io.ffmpeg_timeout(info.duration_s, 3.0))
+                src, info, timeout_s=media_io.ffmpeg_timeout(info.duration_s, 3.0), speech_wav=speech)
             store_signature(video_id, signature, info.duration_s)
             vector = signature.video.vector if signature.video else [0.0] * 128
 
@@ -151,7 +166,8 @@ def run(event: Envelope) -> dict:
                     elsewhere[match_id] = max(elsewhere.get(match_id, 0.0), round(score, 4))
         record_cross_stream(video_id, list(elsewhere.items()))
         if original is None:
-            return {"dedup": {"is_duplicate": False}}
+            return {"dedup": {"is_duplicate": False}, "has_audio": info.has_audio,
+                    **_hand_over_speech(video_id, speech)}
         _store_overlay(video_id, frame, "duplicate", thumbnails.duplicate_overlay)
         return {"dedup": {"is_duplicate": True, "original_id": str(original["id"]),
                           "similarity": similarity}}

@@ -4,6 +4,12 @@ processing_index: 1 dedup, 2 transcode, 3 speech-to-text, 4 AI analysis,
 0 complete, -1 duplicate. Steps never move a video backwards: an update only
 lands when the new index ranks at or after the current one, so a retried or
 redriven step cannot undo later progress.
+
+While the Parallel state runs the ladder beside the speech branch, the index
+reads as the furthest stage *started*: 2 while only the transcode runs, then 3
+and 4 as transcription and embedding start (the transcode may still be
+encoding), and 0 only once Finalize ran after both branches. The stage
+history (stage_runs) shows what is running at once.
 """
 from __future__ import annotations
 
@@ -28,6 +34,10 @@ class VideoGone(Exception):
     """The video row no longer exists (deleted while processing)."""
 
 
+class ExecutionClosed(Exception):
+    """The execution already ended (a parallel branch failed): a late step must not reopen the video."""
+
+
 def begin_stage(video_id: str, stage: str, execution: str | None) -> int:
     """Record a stage attempt and move the video to its index; the stage_run id."""
     index = STAGE_INDEX[stage]
@@ -37,6 +47,11 @@ def begin_stage(video_id: str, stage: str, execution: str | None) -> int:
         row = cur.fetchone()
         if row is None:
             raise VideoGone(f"video {video_id} no longer exists")
+        if execution:
+            cur.execute("SELECT status FROM pipeline_executions WHERE execution_name = %s", (execution,))
+            run = cur.fetchone()
+            if run and run["status"] in ("failed", "aborted", "succeeded", "duplicate"):
+                raise ExecutionClosed(f"execution {execution} already ended ({run['status']})")
         if RANK[index] >= RANK[row["processing_index"]] and row["status"] != "duplicate":
             cur.execute(
                 "UPDATE videos SET processing_index = %s, status = 'running',"
@@ -112,8 +127,9 @@ def mark_failed(video_id: str, reason: str, execution: str | None = None,
     """Record a failure, its reason and its stage; False when the video is gone.
 
     The failed stage is the one the state machine names (else the video's
-    latest attempt); the video moves to that stage's index (never backwards)
-    and attempts still marked running (a step killed at its timeout) are
+    latest attempt); the video shows that stage's index, even when a parallel
+    branch had moved it further (the transcode failing while embedding ran
+    reads 2, not 4), and attempts still marked running (a step killed at its timeout) are
     closed as failed. `reason` is the detail (admins); the public reason is the
     one the execution's last failed attempt recorded, else "processing failed".
     """
@@ -138,10 +154,9 @@ def mark_failed(video_id: str, reason: str, execution: str | None = None,
             " failed_stage = coalesce(%s, (SELECT stage FROM stage_runs WHERE video_id = %s"
             "                 ORDER BY started_at DESC, id DESC LIMIT 1)),"
             " processing_index = CASE WHEN %s::int IS NOT NULL AND %s::int > 0"
-            f"   AND {_RANK_SQL.format(col='%s::int')} > {_RANK_SQL.format(col='processing_index')}"
             "   THEN %s::int ELSE processing_index END"
             " WHERE id = %s AND status NOT IN ('complete', 'duplicate')",
-            (reason, public, stage, video_id, index, index, index, index, index, video_id))
+            (reason, public, stage, video_id, index, index, index, video_id))
         return cur.rowcount > 0
 
 

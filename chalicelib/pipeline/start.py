@@ -112,7 +112,7 @@ def start_for_object(rec: dict) -> tuple[str, str]:
                     extra={"execution_name": name, "video_id": video_id})
         return "duplicates", name
     payload = {"video_id": video_id, "bucket": rec["bucket"], "key": rec["key"],
-               "etag": etag.strip('"'), "execution": name}
+               "etag": etag.strip('"'), "execution": name, "shape": get_settings().pipeline_shape}
     if rec.get("resume"):
         payload["resume"] = True
     try:

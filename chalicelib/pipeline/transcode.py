@@ -3,8 +3,8 @@
 Runs in the container image with FFmpeg in AWS. One FFmpeg process decodes
 the upload once and encodes every rendition (measured faster than one process
 per rendition: see bench/). The same decode also feeds the thumbnail
-candidates and the 16 kHz speech WAV the transcribe step reads, so no other
-pass decodes the upload. Segments are uploaded while FFmpeg still encodes;
+candidates. The speech WAV the transcribe step reads comes from dedup's audio
+decode, so transcription runs beside this step (stepfunctions/pipeline.asl.json). Segments are uploaded while FFmpeg still encodes;
 init segments and playlists follow, the master playlist last. Outputs follow
 reference/001: processed-videos/{id}/{480p,720p,1080p,master}.m3u8 and segments/.
 """
@@ -32,7 +32,7 @@ def asset_kind(key: str) -> str:
 
 @stage_step("transcode")
 def run(event: Envelope) -> dict:
-    """Transcode the upload to HLS, store it, the thumbnail and the speech WAV; record assets."""
+    """Transcode the upload to HLS, store it and the thumbnail; record assets."""
     from chalicelib.media import hls, probe, thumbnails
     from chalicelib.media.errors import InvalidMediaError, MediaTimeoutError
 
@@ -48,8 +48,7 @@ def run(event: Envelope) -> dict:
             raise PermanentStepError(f"transcode failed: {exc.reason}", public=exc.public) from None
         side = hls.SideOutputs(frames=tmp / "frames.rgb",
                                frame_times=tuple(thumbnails.candidate_times(info)),
-                               frame_size=thumbnails.thumb_size(info),
-                               speech_wav=tmp / "speech.wav" if info.has_audio else None)
+                               frame_size=thumbnails.thumb_size(info))
         with media_io.Uploader() as up:
             try:
                 result = hls.transcode_hls(
@@ -61,12 +60,7 @@ def run(event: Envelope) -> dict:
             frame = tmp / "thumbnail.jpg"
             _thumbnail(src, info, side, result.frame_times, frame)
             up.submit(frame, storage.thumbnail_key(video_id))
-            speech_key = None
-            if side.speech_wav and side.speech_wav.exists():
-                speech_key = media_io.speech_audio_key(video_id)
-                up.submit(side.speech_wav, speech_key)
-            stored = _store_ladder(up, out, prefix, result)
-    assets = [a for a in stored if a[0] != speech_key]  # the hand-over is not an asset
+            assets = _store_ladder(up, out, prefix, result)
     media_io.record_assets(video_id, assets, asset_kind)
     # "bitrates" in the contract are the rendition heights: [480, 720, 1080].
     progress.update_video(video_id, duration_s=result.duration_s,
@@ -75,7 +69,7 @@ def run(event: Envelope) -> dict:
                                      "objects": len(assets)})
     return {"hls": {"master_key": storage.master_playlist_key(video_id),
                     "renditions": [r.name for r in result.renditions]},
-            "has_audio": info.has_audio, **({"speech_audio_key": speech_key} if speech_key else {})}
+            "has_audio": info.has_audio}
 
 
 def _store_ladder(up: media_io.Uploader, out: Path, prefix: str, result) -> list[tuple[str, int, str]]:

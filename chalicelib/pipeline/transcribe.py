@@ -1,10 +1,11 @@
 """Transcribe step (processing_index 3): speech to text with word timings.
 
 faster-whisper (Whisper tiny.en, int8) with voice-activity filtering, loaded
-once per warm container. Reads the 16 kHz speech WAV the transcode step left
-(`speech_audio_key`), so the upload is not downloaded and decoded again; when
-that hand-over is missing (a retry that resumed past transcode, an older
-envelope) it extracts the audio from the upload itself. Writes
+once per warm container. Reads the 16 kHz speech WAV the dedup step wrote
+from its audio decode (`speech_audio_key`), so the upload is not downloaded
+and decoded again and this step runs beside the transcode; when that
+hand-over is missing (a retry after it was consumed, an older envelope) it
+extracts the audio from the upload itself. Writes
 transcripts/{id}.json and the transcript rows at the same time (replacing any
 earlier rows, so a retried step stores nothing twice), then deletes the
 hand-over. A clip without speech, or without audio, completes with an empty
@@ -65,7 +66,7 @@ def run(event: Envelope) -> dict:
     speech_key = event.get("speech_audio_key")
     with media_io.workdir(video_id) as tmp:
         wav: Path | None = tmp / "speech.wav"
-        if event.get("has_audio") is False:  # the transcode step probed it: nothing to hear
+        if event.get("has_audio") is False:  # the dedup step probed it: nothing to hear
             wav = None
         elif not (speech_key and media_io.fetch_if_present(speech_key, wav)):
             wav = _audio_from_upload(event["key"], tmp)

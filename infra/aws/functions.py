@@ -84,7 +84,7 @@ PIPELINE_FUNCTIONS: dict[str, FunctionSpec] = {
                               why="S3 ObjectCreated on raw-uploads/ -> one execution per object"),
     "pipeline_dedup": FunctionSpec(
         image=True, ephemeral_mb=ephemeral_mb(MAX_UPLOAD_BYTES),
-        grants=("read-raw", "write-thumbnails", *_STEP),
+        grants=("read-raw", "write-thumbnails", "write-speech-handover", *_STEP),
         why="streams the upload to /tmp (up to 2 GB), probes, fingerprints with FFmpeg + numpy"),
     "pipeline_mark_duplicate": FunctionSpec(grants=("write-thumbnails",), why="marks -1"),
     "pipeline_transcode": FunctionSpec(
@@ -169,6 +169,11 @@ def grant_statements(grant: str, names: iam.Names) -> list[dict]:
         "write-processed": lambda: [iam.s3_write("processed-videos/", why="writes the HLS ladder")],
         "read-thumbnails": lambda: [iam.s3_read("thumbnails/", why="presigned thumbnail URLs")],
         "write-thumbnails": lambda: [iam.s3_write("thumbnails/", why="writes thumbnails and overlays")],
+        "write-speech-handover": lambda: [{
+            "Sid": iam._sid("WriteSpeechHandOver", "leaves the 16 kHz speech WAV of its audio decode "
+                            "for the transcribe step, which runs beside the transcode"),
+            "Effect": "Allow", "Action": ["s3:PutObject", "s3:AbortMultipartUpload"],
+            "Resource": iam._objects(("processed-videos/*/tmp/",))}],
         "write-transcripts": lambda: [iam.s3_write("transcripts/", why="writes transcripts/{id}.json")],
         "write-embeddings": lambda: [iam.s3_write("embeddings/", why="writes embeddings/{id}.json")],
         "read-clips": lambda: [iam.s3_read("clips/", why="presigned clip URLs")],

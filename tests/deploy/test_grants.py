@@ -110,6 +110,8 @@ NEEDS: dict[str, list[Need]] = {
     # the pipeline
     "chalicelib.pipeline.dedup:run": obj(RAW, GET),
     "chalicelib.pipeline.dedup:_store_overlay": obj(THUMBS, *MULTIPART),
+    "chalicelib.pipeline.dedup:_hand_over_speech": [   # the speech WAV, beside the ladder's prefix
+        Need(a, f"arn:aws:s3:::media-bucket/{HLS}{VIDEO}/tmp/speech-16k.wav") for a in MULTIPART],
     "chalicelib.pipeline.transcode:run": obj(RAW, GET) + obj(HLS, *MULTIPART) + obj(THUMBS, *MULTIPART),
     "chalicelib.pipeline.transcode:_store_ladder": obj(HLS, *MULTIPART),
     "chalicelib.pipeline.transcribe:run": obj(HLS, GET, DELETE),       # the speech WAV hand-over

@@ -93,8 +93,9 @@ def test_original_is_transcoded_to_a_playable_ladder(client, uploader, media, s3
     with Image.open(thumb) as img:
         luma = np.asarray(img.convert("L"), np.float32)
     assert luma.shape == (360, 640) and luma.mean() > MIN_MEAN_LUMA and luma.std() > MIN_LUMA_STD
-    # Transcode handed transcribe a 16 kHz WAV (no second decode); transcribe deleted it after use.
-    out = db.fetch_one("SELECT output FROM stage_runs WHERE video_id = %s AND stage = 'transcode'"
+    # Dedup's audio decode handed transcribe a 16 kHz WAV (no second decode, so transcription
+    # runs beside the transcode); transcribe deleted it after use.
+    out = db.fetch_one("SELECT output FROM stage_runs WHERE video_id = %s AND stage = 'dedup'"
                        " AND status = 'succeeded'", (vid,))["output"]
     assert out["has_audio"] is True
     assert out["speech_audio_key"] == f"processed-videos/{vid}/tmp/speech-16k.wav"
@@ -192,7 +193,7 @@ def test_duplicates_only_count_within_streams_the_uploader_sees(client, uploader
 
 def test_transcribe_without_the_speech_hand_over_decodes_the_upload(make_user, make_stream, make_video,
                                                                     media, s3):
-    """A retry resumed past transcode finds no speech WAV: transcribe extracts it itself."""
+    """A retry resumed past dedup finds no speech WAV: transcribe extracts it itself."""
     from chalicelib import db
     from chalicelib.ml import transcribe as ml
     from chalicelib.pipeline import transcribe
@@ -211,7 +212,7 @@ def test_transcribe_without_the_speech_hand_over_decodes_the_upload(make_user, m
     assert out["transcript"]["segments"] >= 1 and expected
     assert db.fetch_one("SELECT text FROM transcripts WHERE video_id = %s", (vid,))["text"] == expected
 
-    # A clip the transcode step found silent is not downloaded at all (the key does not exist).
+    # A clip the dedup step found silent is not downloaded at all (the key does not exist).
     silent = make_video(stream, user)
     out = transcribe.run({"video_id": str(silent["id"]), "key": f"raw-uploads/{silent['id']}-none.mp4",
                           "etag": "silent", "has_audio": False})
