@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
+from contextlib import contextmanager
 from typing import Any, Callable
 
 
@@ -41,3 +43,35 @@ def call(client, method, path, who=None, body=None):
         kwargs["body"] = body if isinstance(body, str) else json.dumps(body)
     resp = getattr(client.http, method.lower())(path, **kwargs)
     return resp.status_code, (json.loads(resp.body) if resp.body else None)
+
+
+@contextmanager
+def ffmpeg_peak_rss():
+    """Samples the FFmpeg processes this test session starts (the emulator runs the dedup step
+    in-process, so they are our children) every 10 ms; yields a dict whose "mb" is the peak RSS.
+    Only FFmpeg started while the block runs counts, not earlier tests' encodes."""
+    peak = {"mb": 0.0, "seen": 0}
+    done = threading.Event()
+    import psutil
+    me = psutil.Process()
+
+    def sample() -> None:
+        seen: set[int] = set()
+        while not done.is_set():
+            for child in me.children(recursive=True):
+                try:
+                    if "ffmpeg" in child.name():
+                        seen.add(child.pid)
+                        peak["mb"] = max(peak["mb"], child.memory_info().rss / 2**20)
+                except psutil.Error:
+                    pass
+            peak["seen"] = len(seen)
+            done.wait(0.01)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        yield peak
+    finally:
+        done.set()
+        sampler.join()

@@ -6,16 +6,13 @@ from __future__ import annotations
 import os
 import random
 import struct
-import threading
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
-import psutil
 import pytest
 
 from chalicelib.failures import PUBLIC_REASONS
-from tests.helpers import wait_for_final
+from tests.helpers import ffmpeg_peak_rss, wait_for_final
 from tests.media import clips as make
 
 pytestmark = pytest.mark.reliability
@@ -73,37 +70,6 @@ def bad_inputs(tmp_path_factory) -> dict[str, Path]:
     for n, path in enumerate(fuzzed(valid, d)):
         inputs[f"fuzz {n}: random bytes after a valid header"] = path
     return inputs
-
-
-@contextmanager
-def ffmpeg_peak_rss():
-    """Samples the FFmpeg processes this test session starts (the emulator runs the dedup step
-    in-process, so they are our children) every 10 ms; yields a dict whose "mb" is the peak RSS.
-    Only FFmpeg started while the block runs counts, not earlier tests' encodes."""
-    peak = {"mb": 0.0, "seen": 0}
-    done = threading.Event()
-    me = psutil.Process()
-
-    def sample() -> None:
-        seen: set[int] = set()
-        while not done.is_set():
-            for child in me.children(recursive=True):
-                try:
-                    if "ffmpeg" in child.name():
-                        seen.add(child.pid)
-                        peak["mb"] = max(peak["mb"], child.memory_info().rss / 2**20)
-                except psutil.Error:
-                    pass
-            peak["seen"] = len(seen)
-            done.wait(0.01)
-
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
-    try:
-        yield peak
-    finally:
-        done.set()
-        sampler.join()
 
 
 def test_bad_media_fails_with_a_reason_and_the_next_upload_processes(crew, bad_inputs, clips, figures):
