@@ -23,7 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 from typing import Any
 
-from chalicelib import aws, db
+from chalicelib import aws, db, glossary
 from chalicelib.api.videos import thumbnail_url
 from chalicelib.config import get_settings
 from chalicelib.errors import ValidationError
@@ -101,18 +101,24 @@ def _keyword_hits(uid: str, q: str) -> list[dict]:
 
     Candidates: the full-text GIN index OR the trigram GIN index (substring,
     e.g. partial words), one BitmapOr. Ranked by the whole phrase spoken in
-    order, then the exact text, then ts_rank.
+    order, then the exact text, then ts_rank. Compound words match in every
+    spelling ("headshot", "head shot", "head-shot": chalicelib.glossary).
     """
+    variants = glossary.compound_variants(q)
+    params = {f"q{i}": v for i, v in enumerate(variants)}
+    words = " || ".join(f"websearch_to_tsquery('english', %(q{i})s)" for i in range(len(variants)))
+    phrase = " || ".join(f"phraseto_tsquery('english', %(q{i})s)" for i in range(len(variants)))
     return db.fetch_all(
         "WITH hits AS MATERIALIZED ("
         "  SELECT s.video_id, s.idx, s.start_s, s.text, s.words,"
-        "   ts_rank(s.tsv, websearch_to_tsquery('english', %(q)s))"
-        "   + (s.tsv @@ phraseto_tsquery('english', %(q)s))::int + (s.text ILIKE %(like)s)::int AS score"
+        f"   ts_rank(s.tsv, {words})"
+        f"   + (s.tsv @@ ({phrase}))::int + (s.text ILIKE ANY(%(likes)s))::int AS score"
         "  FROM transcript_segments s"
-        "  WHERE s.tsv @@ websearch_to_tsquery('english', %(q)s) OR s.text ILIKE %(like)s)"
+        f"  WHERE s.tsv @@ ({words}) OR s.text ILIKE ANY(%(likes)s))"
         " SELECT h.*, v.title FROM hits h JOIN videos v ON v.id = h.video_id"
         f" WHERE {_VISIBLE} ORDER BY h.score DESC LIMIT %(n)s",
-        {"uid": uid, "q": q, "like": f"%{_escape_like(q)}%", "n": CANDIDATES})
+        {**params, "uid": uid, "likes": [f"%{_escape_like(v)}%" for v in variants],
+         "n": CANDIDATES})
 
 
 def _semantic_hits(uid: str, vector: list[float]) -> list[dict]:
@@ -154,12 +160,14 @@ def _escape_like(q: str) -> str:
 
 def spoken_at(segment: dict, q: str) -> float:
     """When the query's words start being spoken in a segment (its start if no word matches)."""
-    wanted = [w.lower() for w in _WORD.findall(q)]
     words = segment.get("words") or []
     norm = [(_WORD.findall(w.get("word", "").lower()) or [""])[0] for w in words]
-    for i in range(len(norm)):
-        if wanted and norm[i:i + len(wanted)] == wanted:
-            return round(float(words[i]["start"]), 2)
+    variants = [[w.lower() for w in _WORD.findall(v)] for v in glossary.compound_variants(q)]
+    for wanted in variants:
+        for i in range(len(norm)):
+            if wanted and norm[i:i + len(wanted)] == wanted:
+                return round(float(words[i]["start"]), 2)
+    wanted = {w for v in variants for w in v}
     for i, w in enumerate(norm):
         if w in wanted:
             return round(float(words[i]["start"]), 2)

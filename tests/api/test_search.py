@@ -105,3 +105,44 @@ def test_search_fuses_rankings_and_names_every_video(world):
     assert found[world["ids"]["phrase"]]["title"] == "clip one"
     assert found[world["ids"]["phrase"]]["timestamp"] == 12.0
     assert body["total_results"] == len(found)
+
+
+@pytest.mark.parametrize("query", ["headshot", "head shot", "head-shot", "HEAD SHOT"])
+def test_compound_words_match_in_every_spelling(stack, make_user, make_stream, make_video, query):
+    """"headshot", "head shot" and "head-shot" in speech are one word to keyword search."""
+    from chalicelib import db
+    from chalicelib.api import search
+
+    me, stranger = make_user(), make_user()
+    mine, theirs = make_stream(me), make_stream(stranger)
+    ids = {}
+    for stream, owner, name, text in [
+            (mine, me, "joined", "what a headshot from the roof"),
+            (mine, me, "spaced", "clean head shot on the sniper"),
+            (mine, me, "hyphen", "another head-shot for the team"),
+            (mine, me, "apart", "shot him in the head twice"),
+            (theirs, stranger, "foreign", "my best headshot ever")]:
+        video = make_video(stream, owner, title=name)
+        db.execute("UPDATE videos SET processing_index = 0, status = 'complete' WHERE id = %s",
+                   (video["id"],))
+        words = [{"word": w, "start": 10.0 + i} for i, w in enumerate(text.split())]
+        db.execute("INSERT INTO transcript_segments (video_id, idx, start_s, end_s, text, words)"
+                   " VALUES (%s, 0, 10.0, 15.0, %s, %s::jsonb)", (video["id"], text, json.dumps(words)))
+        ids[name] = str(video["id"])
+    hits = search._keyword_hits(str(me["id"]), query)
+    found = _ids(hits)
+    # All three spellings, the words "head" and "shot" apart only below them, never a stranger's clip.
+    assert set(found[:3]) == {ids["joined"], ids["spaced"], ids["hyphen"]}
+    assert ids["foreign"] not in found
+    assert found[3:] in ([], [ids["apart"]])
+    at = {str(h["video_id"]): search.spoken_at(h, query) for h in hits}
+    assert (at[ids["joined"]], at[ids["spaced"]], at[ids["hyphen"]]) == (12.0, 11.0, 11.0)
+
+
+def test_glossary_compound_variants():
+    from chalicelib import glossary
+
+    assert glossary.compound_variants("medkit") == ["medkit", "med kit", "med-kit"]
+    assert glossary.compound_variants("capture the flag") == ["capture the flag"]
+    assert len(glossary.compound_variants(" ".join(["headshot"] * 20))) == glossary.MAX_VARIANTS
+    assert "headshot" in glossary.DEFAULT_GLOSSARY
