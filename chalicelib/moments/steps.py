@@ -56,7 +56,7 @@ def extract(event: Envelope) -> dict:
     """Cut one moment into clips/{video_id}/{moment_id}.mp4; {moment_id, ok, error?}."""
     from chalicelib.media.errors import MediaError
     from chalicelib.moments import clips
-    from chalicelib.pipeline.media_io import delete_object, ffmpeg_timeout, upload_file, workdir
+    from chalicelib.pipeline.media_io import ffmpeg_timeout, upload_file, workdir
 
     video_id, moment_id = event["video_id"], event["moment_id"]
     with _transient():
@@ -80,7 +80,7 @@ def extract(event: Envelope) -> dict:
         done = store.set_clip(moment_id, clip_status="ready", clip_key=key,
                               clip_duration_s=info.duration, clip_size_bytes=info.size_bytes)
         if done is None:       # deleted meanwhile: leave nothing behind
-            delete_object(key)
+            storage.delete(key)
             return {"moment_id": moment_id, "ok": False, "error": "the video was deleted"}
     return {"moment_id": moment_id, "ok": True, "frames": info.frames, "duration": info.duration}
 

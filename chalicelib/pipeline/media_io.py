@@ -78,11 +78,6 @@ def fetch_if_present(key: str, dest: Path) -> bool:
     return True
 
 
-def delete_object(key: str) -> None:
-    """Delete one object (absent is fine)."""
-    storage.delete(key)
-
-
 def content_type(path: Path) -> str:
     return CONTENT_TYPES.get(path.suffix) or mimetypes.guess_type(path.name)[0] or "application/octet-stream"
 
@@ -140,7 +135,7 @@ class Uploader:
         stored = [key for key, job in jobs if job.exception() is None]
         for key in stored:
             try:
-                delete_object(key)
+                storage.delete(key)
             except (BotoCoreError, ClientError) as exc:  # must not hide the step's own error
                 logger.warning("could not delete %s after a failed step: %s", key, exc)
 

@@ -76,7 +76,7 @@ def run(event: Envelope) -> dict:
             result = transcribe.transcribe(wav).to_dict()
     key = store(video_id, result)
     if speech_key:
-        media_io.delete_object(speech_key)
+        storage.delete(speech_key)
     return {"transcript": {"key": key, "segments": len(result["segments"]),
                            "language": result["language"]}}
 

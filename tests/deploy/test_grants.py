@@ -141,7 +141,7 @@ GENERIC = {"chalicelib.storage:" + n for n in ("s3_client", "presign_client", "p
                                                "delete_prefix", "_delete_batch", "delete", "get_object",
                                                "open_object", "read_bytes", "read_text", "put_bytes",
                                                "upload_file", "upload_stream")} | {
-    "chalicelib.pipeline.media_io:" + n for n in ("download", "fetch_if_present", "delete_object", "upload_file",
+    "chalicelib.pipeline.media_io:" + n for n in ("download", "fetch_if_present", "upload_file",
                                                   "Uploader")} | {
     "chalicelib.aws:client", "chalicelib.api.console:_sfn", "chalicelib.api.search:_lambda",
     "chalicelib.api.health:_lambda", "chalicelib.db:_secrets"}
