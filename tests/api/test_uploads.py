@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import time
 import uuid
 
 import pytest
@@ -71,6 +72,37 @@ def test_presigned_post_upload_processes_to_complete(client, creator, clips):
     assert resp.status_code in (200, 204), resp.text
     row = wait_for_final(created["id"], 60)
     assert row["status"] == "complete"
+
+
+@pytest.mark.attack
+def test_a_second_object_for_a_published_video_changes_nothing(client, creator, clips, s3):
+    """The POST policy is still valid after the upload: a re-sent form (S3 POST cannot refuse an
+    overwrite) starts nothing, and the published video's files stay as they were."""
+    from chalicelib import db
+    me, stream = creator
+    data = clips[3].read_bytes()
+    created = _new_video(client, me, stream, data)
+    form = created["upload"]
+    assert requests.post(form["url"], data=form["fields"], files={"file": ("a.mp4", data)},
+                         timeout=30).status_code in (200, 204)
+    assert wait_for_final(created["id"], 60)["status"] == "complete"
+    master = f"processed-videos/{created['id']}/master.m3u8"
+    before = {o["Key"]: o["ETag"] for o in s3.list_objects_v2(Bucket="clipstream",
+                                                                Prefix=f"processed-videos/{created['id']}/")["Contents"]}
+    other = clips[4].read_bytes()[:len(data)].ljust(len(data), b"\0")   # same size, other bytes
+    assert requests.post(form["url"], data=form["fields"], files={"file": ("a.mp4", other)},
+                         timeout=30).status_code in (200, 204)
+    # The PUT URL refuses outright: If-None-Match: * is signed.
+    put = requests.put(created["upload_url"], data=other,
+                       headers={**created["upload_headers"], "Content-Type": "video/mp4"}, timeout=30)
+    assert put.status_code == 412
+    time.sleep(3)   # the bucket's notification is delivered asynchronously
+    runs = db.fetch_all("SELECT etag FROM pipeline_executions WHERE video_id = %s", (created["id"],))
+    assert len(runs) == 1
+    after = {o["Key"]: o["ETag"] for o in s3.list_objects_v2(Bucket="clipstream",
+                                                               Prefix=f"processed-videos/{created['id']}/")["Contents"]}
+    assert after == before and master in after
+    assert wait_for_final(created["id"], 5)["status"] == "complete"
 
 
 def test_direct_upload_of_a_small_clip(client, creator, s3, clips):
