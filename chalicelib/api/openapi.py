@@ -4,28 +4,20 @@ Paths and methods come from `app.routes`, so a new route is documented the
 moment it exists (a test holds us to that); the request and response schemas
 of the main routes are added from OPERATIONS below. Routes without an entry
 still get their path parameters, bearer security and the error responses.
+Security, 401/403 and 429 follow each route's declaration in
+chalicelib.api.routes (who may call it, its rate-limit group).
 """
 from __future__ import annotations
 
 import re
 from typing import Any
 
-from chalicelib import failures, ratelimit
+from chalicelib import failures
+from chalicelib.api import routes
 
 TITLE = "Clipstream API"
 VERSION = "1.0.0"
 
-# Routes anyone may call: no bearer token.
-PUBLIC = {("GET", "/"), ("GET", "/health"), ("POST", "/auth/verify"), ("POST", "/auth/refresh"),
-          ("POST", "/auth/logout"), ("GET", "/invites/{code}"), ("GET", "/share/{code}"),
-          ("GET", "/openapi.json"),
-          # Players cannot send headers: a playback token in the query (or a bearer) authorizes.
-          ("GET", "/api/videos/{video_id}/hls/master.m3u8"),
-          ("GET", "/api/videos/{video_id}/hls/{quality}/playlist.m3u8"),
-          ("GET", "/api/videos/{video_id}/stream/{quality}"),
-          # The console page holds no data; its JSON endpoints want an admin token.
-          ("GET", "/console")}
-WEBHOOK = {("POST", "/webhooks/minio/upload-complete")}
 
 _PARAM = re.compile(r"{([^}]+)}")
 
@@ -489,9 +481,10 @@ _ERRORS = {"BadRequest": "Invalid request (details list every problem)",
 def operation(method: str, path: str, entry: Any) -> dict:
     """One operation: documented details from OPERATIONS, path params, security, errors."""
     spec = OPERATIONS.get((method, path), {})
+    declared = routes.of(method, path)
     op: dict[str, Any] = {"operationId": entry.view_name,
                           "summary": spec.get("summary", entry.view_name.replace("_", " ")),
-                          "tags": [_tag(path)]}
+                          "tags": [_tag(path)], "x-access": routes.RULES[declared.rule]}
     params = [{"name": name, "in": "path", "required": True,
                "schema": _UUID if name.endswith("_id") else {"type": "string", "maxLength": 64}}
               for name in _PARAM.findall(path)]
@@ -507,19 +500,19 @@ def operation(method: str, path: str, entry: Any) -> dict:
         responses["304"] = {"description": "Not modified (If-None-Match matched the ETag)"}
     if method in ("POST", "PUT", "PATCH") or spec.get("query"):
         responses["400"] = {"$ref": "#/components/responses/BadRequest"}
-    if (method, path) in PUBLIC:
+    if declared.rule in routes.NO_BEARER:
         op["security"] = []
-    else:
+    if declared.rule != routes.ANYONE:
         responses["401"] = {"$ref": "#/components/responses/Unauthorized"}
-        if (method, path) in WEBHOOK:
-            op["description"] = "Authorization: Bearer <MINIO_WEBHOOK_SECRET>"
-        else:
-            responses["403"] = {"$ref": "#/components/responses/Forbidden"}
+    if declared.rule == routes.WEBHOOK:
+        op["description"] = "Authorization: Bearer <MINIO_WEBHOOK_SECRET>"
+    elif declared.rule != routes.ANYONE:
+        responses["403"] = {"$ref": "#/components/responses/Forbidden"}
     if "{" in path:
         responses["404"] = {"$ref": "#/components/responses/NotFound"}
     if spec.get("gone"):
         responses["410"] = {"$ref": "#/components/responses/Gone"}
-    if ratelimit.group_of(method, path):
+    if declared.limit:
         responses["429"] = {"$ref": "#/components/responses/TooManyRequests"}
     op["responses"] = responses
     return op
