@@ -19,7 +19,7 @@ from chalicelib import ratelimit
 from chalicelib.api import console, metrics
 from chalicelib import aws, observability
 from chalicelib.api.http import chalice_error_to_contract, handles_errors, json_body, paging, parse_uuid
-from chalicelib.auth.users import current_user, require_platform_admin
+from chalicelib.auth.users import current_user
 from chalicelib.config import get_settings
 from chalicelib.errors import AuthenticationError
 
@@ -287,31 +287,26 @@ def search_suggestions() -> dict:
 @app.route("/processing/queue", methods=["GET"])
 @handles_errors
 def processing_queue() -> dict:
-    require_platform_admin(_user())
-    return processing.queue()
+    return processing.queue(_user())
 
 
 @app.route("/processing/stats", methods=["GET"])
 @handles_errors
 def processing_stats() -> dict:
-    require_platform_admin(_user())
-    return processing.stats()
+    return processing.stats(_user())
 
 
 @app.route("/admin/processing/retry", methods=["POST"])
 @handles_errors
 def retry_processing() -> dict:
-    user = _user()
-    require_platform_admin(user)
-    return processing.retry(json_body(app.current_request), actor=user)
+    return processing.retry(_user(), json_body(app.current_request))
 
 
 @app.route("/admin/duplicates", methods=["GET"])
 @handles_errors
 def admin_duplicates() -> dict:
-    require_platform_admin(_user())
     kind = (app.current_request.query_params or {}).get("kind")
-    return processing.duplicates(*paging(app.current_request), kind)
+    return processing.duplicates(_user(), *paging(app.current_request), kind)
 
 
 
@@ -397,8 +392,7 @@ def files_stream(video_id: str) -> Response:
 @app.route("/system/storage", methods=["GET"])
 @handles_errors
 def system_storage() -> dict:
-    require_platform_admin(_user())
-    return system.usage()
+    return system.usage(_user())
 
 
 @app.route("/openapi.json", methods=["GET"])
@@ -474,8 +468,7 @@ def mp4_fallback(video_id: str, quality: str) -> Response:
 @app.route("/metrics", methods=["GET"])
 @handles_errors
 def prometheus_metrics() -> Response:
-    require_platform_admin(_user())
-    return Response(body=metrics.exposition(),
+    return Response(body=metrics.exposition(_user()),
                     headers={"Content-Type": metrics.CONTENT_TYPE, "Cache-Control": "no-store"})
 
 
@@ -488,15 +481,13 @@ def console_page() -> Response:
 @app.route("/console/api/executions", methods=["GET"])
 @handles_errors
 def console_executions() -> dict:
-    require_platform_admin(_user())
-    return console.executions((app.current_request.query_params or {}).get("limit"))
+    return console.executions(_user(), (app.current_request.query_params or {}).get("limit"))
 
 
 @app.route("/console/api/graph", methods=["GET"])
 @handles_errors
 def console_graph() -> dict:
-    require_platform_admin(_user())
-    return console.graph()
+    return console.graph(_user())
 
 
 

@@ -17,7 +17,8 @@ upsert is the whole algorithm here.
 Callers are the signed-in user (from the bearer token's subject) or, without
 a valid token, the client address API Gateway saw (never X-Forwarded-For,
 which anyone can send). Limits come from settings (RATE_LIMITS, see
-chalicelib.config.DEFAULT_RATE_LIMITS). If the counter cannot be reached the
+chalicelib.config.DEFAULT_RATE_LIMITS); each route's group is declared with
+its access rule in chalicelib.api.routes. If the counter cannot be reached the
 request goes through: the route then reports its own database error, and a
 limiter outage never takes the API down with it.
 """
@@ -32,6 +33,7 @@ from typing import Any
 import psycopg2
 
 from chalicelib import db
+from chalicelib.api import routes
 from chalicelib.api.http import error_response
 from chalicelib.auth import tokens
 from chalicelib.auth.users import bearer_token
@@ -40,21 +42,6 @@ from chalicelib.errors import AuthenticationError, RateLimitedError
 
 logger = logging.getLogger(__name__)
 
-# Never limited: load balancer probes, and the storage webhook whose events must not be dropped.
-EXEMPT = frozenset({"/", "/health", "/webhooks/minio/upload-complete"})
-# Routes with their own group; the rest are "read" (GET) or "write".
-ROUTE_GROUPS: dict[tuple[str, str], str] = {
-    ("POST", "/auth/verify"): "auth",
-    ("POST", "/auth/refresh"): "auth",
-    ("POST", "/auth/logout"): "auth",
-    ("POST", "/streams/{stream_id}/videos"): "upload",
-    ("POST", "/videos/{video_id}/upload-url"): "upload",
-    ("GET", "/search"): "search",
-    ("GET", "/search/suggestions"): "search",
-    ("POST", "/videos/{video_id}/views"): "views",
-    ("POST", "/videos/{video_id}/report"): "report",
-}
-PLAYBACK_PREFIX = "/api/videos/"
 # Each instance deletes counters idle for two windows at most this often (a separate statement).
 GC_INTERVAL_S = 300.0
 
@@ -74,14 +61,12 @@ class Decision:
 
 
 def group_of(method: str, resource_path: str) -> str | None:
-    """The route group a request counts against, or None for routes that are never limited."""
-    if resource_path in EXEMPT or method == "OPTIONS":
+    """The route group a request counts against (declared in chalicelib.api.routes), or None."""
+    if method == "OPTIONS":
         return None
-    group = ROUTE_GROUPS.get((method, resource_path))
-    if group:
-        return group
-    if resource_path.startswith(PLAYBACK_PREFIX):
-        return "playback"
+    route = routes.ROUTES.get((method, resource_path))
+    if route is not None:
+        return route.limit
     return "read" if method in ("GET", "HEAD") else "write"
 
 

@@ -18,6 +18,7 @@ from typing import Any
 
 from chalicelib import aws, db
 from chalicelib.auth.tokens import iso
+from chalicelib.auth.users import require_platform_admin
 from chalicelib.config import get_settings
 from chalicelib.errors import NotFoundError, ValidationError
 
@@ -53,8 +54,9 @@ def _seconds(start: datetime | None, end: datetime | None) -> float | None:
 
 # ---------------------------------------------------------------- executions
 
-def executions(limit: str | None) -> dict:
-    """The most recent executions, newest first, each with its states, attempts and error."""
+def executions(user: dict, limit: str | None) -> dict:
+    """The most recent executions, newest first, each with its states, attempts and error (platform admins)."""
+    require_platform_admin(user)
     try:
         count = int(limit or 20)
     except ValueError:
@@ -186,8 +188,9 @@ def _stage_runs_of(names: list[str]) -> dict[str, list[dict]]:
 
 # ---------------------------------------------------------------- graph
 
-def graph() -> dict:
-    """The deployed state machine as boxes and arrows, laid out in rows."""
+def graph(user: dict) -> dict:
+    """The deployed state machine as boxes and arrows, laid out in rows (platform admins)."""
+    require_platform_admin(user)
     described = _sfn().describe_state_machine(stateMachineArn=_state_machine_arn())
     return {"name": described["name"], **layout(json.loads(described["definition"]))}
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import Any, Iterator
 
 from chalicelib import db
+from chalicelib.auth.users import require_platform_admin
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 # Stage durations span sub-second (finalize) to many minutes (transcode of a long clip).
@@ -77,8 +78,9 @@ def _by_status(family: Any, rows: str) -> Any:
     return family
 
 
-def exposition() -> str:
-    """The current figures in Prometheus text exposition format 0.0.4."""
+def exposition(user: dict) -> str:
+    """The current figures in Prometheus text exposition format 0.0.4 (platform admins)."""
+    require_platform_admin(user)
     from prometheus_client import CollectorRegistry, generate_latest
 
     registry = CollectorRegistry(auto_describe=False)

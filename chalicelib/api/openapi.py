@@ -4,28 +4,20 @@ Paths and methods come from `app.routes`, so a new route is documented the
 moment it exists (a test holds us to that); the request and response schemas
 of the main routes are added from OPERATIONS below. Routes without an entry
 still get their path parameters, bearer security and the error responses.
+Security, 401/403 and 429 follow each route's declaration in
+chalicelib.api.routes (who may call it, its rate-limit group).
 """
 from __future__ import annotations
 
 import re
 from typing import Any
 
-from chalicelib import failures, ratelimit
+from chalicelib import failures
+from chalicelib.api import routes
 
 TITLE = "Clipstream API"
 VERSION = "1.0.0"
 
-# Routes anyone may call: no bearer token.
-PUBLIC = {("GET", "/"), ("GET", "/health"), ("POST", "/auth/verify"), ("POST", "/auth/refresh"),
-          ("POST", "/auth/logout"), ("GET", "/invites/{code}"), ("GET", "/share/{code}"),
-          ("GET", "/openapi.json"),
-          # Players cannot send headers: a playback token in the query (or a bearer) authorizes.
-          ("GET", "/api/videos/{video_id}/hls/master.m3u8"),
-          ("GET", "/api/videos/{video_id}/hls/{quality}/playlist.m3u8"),
-          ("GET", "/api/videos/{video_id}/stream/{quality}"),
-          # The console page holds no data; its JSON endpoints want an admin token.
-          ("GET", "/console")}
-WEBHOOK = {("POST", "/webhooks/minio/upload-complete")}
 
 _PARAM = re.compile(r"{([^}]+)}")
 
@@ -251,7 +243,7 @@ _PLAYLIST = {"description": "An HLS playlist",
              "content": {"application/vnd.apple.mpegurl": {"schema": {"type": "string"}}}}
 _TOKEN = {"name": "token", "in": "query", "schema": {"type": "string"},
           "description": "Playback token"}
-_PAGED = [{"name": "page", "in": "query", "schema": {"type": "integer", "minimum": 1}},
+_PAGED = [{"name": "page", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 100_000}},
           {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1,
                                                       "maximum": 100}}]
 _DAYS = {"name": "days", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 365}}
@@ -267,15 +259,15 @@ _AUDIT_FILTERS = [{"name": "action", "in": "query", "schema": {"type": "string",
 OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
     ("GET", "/"): {"summary": "Health check", "ok": ("200", _json(_ref("Health")))},
     ("GET", "/health"): {"summary": "Health check", "ok": ("200", _json(_ref("Health")))},
-    ("POST", "/auth/verify"): {"summary": "Verify a Google ID token and sign in",
+    ("POST", "/auth/verify"): {"also": ("401",), "summary": "Verify a Google ID token and sign in",
                                "body": _ref("AuthVerifyRequest"),
                                "ok": ("200", _json(_ref("AuthSession")))},
     ("GET", "/auth/user"): {"summary": "The current user",
                             "ok": ("200", _json(_ref("User")))},
-    ("POST", "/auth/refresh"): {"summary": "Rotate a refresh token for a new app token",
+    ("POST", "/auth/refresh"): {"also": ("401",), "summary": "Rotate a refresh token for a new app token",
                                 "body": _ref("RefreshRequest"),
                                 "ok": ("200", _json(_ref("AuthSession")))},
-    ("POST", "/auth/logout"): {"summary": "Revoke a refresh token", "body": _ref("RefreshRequest")},
+    ("POST", "/auth/logout"): {"also": ("401",), "summary": "Revoke a refresh token", "body": _ref("RefreshRequest")},
     ("GET", "/streams"): {"summary": "The caller's streams", "query": _PAGED,
                           "ok": ("200", _json(_ref("StreamList")))},
     ("POST", "/streams"): {"summary": "Create a stream", "body": _ref("StreamCreate"),
@@ -288,7 +280,7 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
     ("DELETE", "/streams/{stream_id}"): {"summary": "Delete a stream and its videos (admins)",
                                          "ok": ("204", _NO_CONTENT)},
     ("GET", "/streams/{stream_id}/members"): {"summary": "Stream members", "query": _PAGED},
-    ("PUT", "/streams/{stream_id}/members/{user_id}"): {
+    ("PUT", "/streams/{stream_id}/members/{user_id}"): {"also": ("409",), 
         "summary": "Change a member's role (admins)", "body": _ref("MemberUpdate"),
         "ok": ("200", _json(_ref("Member")))},
     ("DELETE", "/streams/{stream_id}/members/{user_id}"): {"summary": "Remove a member",
@@ -317,20 +309,20 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
     ("DELETE", "/videos/{video_id}"): {
         "summary": "Delete a video with all its files (uploader or admin); repeat to resume",
         "ok": ("204", _NO_CONTENT)},
-    ("GET", "/videos/{video_id}/stream"): {"summary": "HLS URLs of a complete video",
+    ("GET", "/videos/{video_id}/stream"): {"also": ("202",), "summary": "HLS URLs of a complete video",
                                            "ok": ("200", _json(_ref("StreamUrls")))},
     ("POST", "/videos/{video_id}/upload-url"): {"summary": "New presigned upload URLs (uploader)",
                                                 "ok": ("200", _json(_ref("UploadCreated")))},
     ("GET", "/videos/{video_id}/processing"): {"summary": "Processing status",
                                                "ok": ("200", _json(_ref("ProcessingStatus")))},
     ("GET", "/videos/{video_id}/duplicates"): {"summary": "The original of a flagged duplicate"},
-    ("GET", "/api/videos/{video_id}/hls/master.m3u8"): {
+    ("GET", "/api/videos/{video_id}/hls/master.m3u8"): {"also": ("202",), 
         "summary": "HLS master playlist (token from GET /videos/{video_id}/stream)",
         "query": [_TOKEN], "ok": ("200", _PLAYLIST)},
-    ("GET", "/api/videos/{video_id}/hls/{quality}/playlist.m3u8"): {
+    ("GET", "/api/videos/{video_id}/hls/{quality}/playlist.m3u8"): {"also": ("202",), 
         "summary": "HLS media playlist with presigned segment URLs",
         "query": [_TOKEN], "ok": ("200", _PLAYLIST)},
-    ("GET", "/api/videos/{video_id}/stream/{quality}"): {
+    ("GET", "/api/videos/{video_id}/stream/{quality}"): {"also": ("202",), 
         "summary": "MP4 fallback of one rendition: redirect to a presigned URL (bearer or playback token)",
         "query": [_TOKEN], "ok": ("302", _REDIRECT)},
     ("GET", "/metrics"): {
@@ -344,16 +336,18 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
         "summary": "Recent pipeline executions with states, timings and errors (platform admins)",
         "query": [{"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 50}}]},
     ("GET", "/console/api/graph"): {"summary": "The pipeline state machine as a graph (platform admins)"},
-    ("GET", "/videos/{video_id}/similar"): {"summary": "Similar clips (complete videos)"},
-    ("GET", "/videos/{video_id}/trimmed"): {"summary": "Trimmed clips with timeline data"},
-    ("GET", "/videos/{video_id}/pov"): {"summary": "Other points of view of the same moment"},
-    ("GET", "/videos/{video_id}/transcript"): {"summary": "Speech-to-text"},
-    ("GET", "/videos/{video_id}/embeddings"): {"summary": "Video embeddings"},
-    ("GET", "/videos/{video_id}/timeline"): {"summary": "Timeline view data"},
+    ("GET", "/videos/{video_id}/similar"): {"also": ("202",), "summary": "Similar clips (complete videos)"},
+    ("GET", "/videos/{video_id}/trimmed"): {"also": ("202",), "summary": "Trimmed clips with timeline data"},
+    ("GET", "/videos/{video_id}/pov"): {"also": ("202",), "summary": "Other points of view of the same moment"},
+    ("GET", "/videos/{video_id}/transcript"): {"also": ("202",), "summary": "Speech-to-text"},
+    ("GET", "/videos/{video_id}/embeddings"): {"also": ("202",), "summary": "Video embeddings"},
+    ("GET", "/videos/{video_id}/timeline"): {"also": ("202",), "summary": "Timeline view data"},
     ("GET", "/search"): {"summary": "Search videos by title and speech",
-                         "query": [{"name": "q", "in": "query", "schema": _S}, *_PAGED]},
+                         "query": [{"name": "q", "in": "query", "required": True,
+                                    "schema": {"type": "string", "minLength": 1, "pattern": r"\S"}}, *_PAGED]},
     ("GET", "/search/suggestions"): {"summary": "Search suggestions",
-                                     "query": [{"name": "q", "in": "query", "schema": _S}]},
+                                     "query": [{"name": "q", "in": "query", "required": True,
+                                                "schema": {"type": "string", "minLength": 1, "pattern": r"\S"}}]},
     ("POST", "/videos/{video_id}/like"): {"summary": "Like or unlike (toggle)",
                                           "ok": ("200", _json(_ref("LikeState")))},
     ("GET", "/videos/{video_id}/likes"): {"summary": "Like count and the caller's like",
@@ -379,14 +373,14 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
                                  "ok": ("200", _json(_ref("StorageUsage")))},
     ("GET", "/processing/queue"): {"summary": "Processing queue (platform admins)"},
     ("GET", "/processing/stats"): {"summary": "Processing statistics (platform admins)"},
-    ("POST", "/admin/processing/retry"): {"summary": "Retry failed videos (platform admins)",
+    ("POST", "/admin/processing/retry"): {"also": ("404", "409"), "summary": "Retry failed videos (platform admins)",
                                           "body": _ref("RetryRequest")},
     ("GET", "/admin/duplicates"): {
         "summary": "Flagged duplicates (same stream) and matches across streams (platform admins only)",
         "query": [*_PAGED, {"name": "kind", "in": "query",
                             "schema": {"type": "string", "enum": ["duplicate", "cross_stream", "all"]}}]},
     # analytics, moderation and rate limits
-    ("POST", "/videos/{video_id}/views"): {
+    ("POST", "/videos/{video_id}/views"): {"also": ("409",), 
         "summary": "Record a view (once per viewer per 30 min) and watch time since the last report",
         "body": _ref("ViewReport"), "optional_body": True, "ok": ("200", _json(_ref("ViewRecorded")))},
     ("GET", "/videos/{video_id}/analytics"): {"summary": "Views, viewers, watch time (uploader, stream admins)",
@@ -394,7 +388,7 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
     ("GET", "/streams/{stream_id}/analytics"): {"summary": "Stream totals, top videos, per day (creators, admins)",
                                                 "query": [_DAYS]},
     ("GET", "/users/me/analytics"): {"summary": "The caller's uploads and watching", "query": [_DAYS]},
-    ("POST", "/videos/{video_id}/report"): {"summary": "Report a video (one open report per member)",
+    ("POST", "/videos/{video_id}/report"): {"also": ("409",), "summary": "Report a video (one open report per member)",
                                             "body": _ref("ReportRequest"),
                                             "ok": ("201", _json(_ref("Report"), "Created"))},
     ("GET", "/admin/reports"): {"summary": "Moderation queue (platform admins)",
@@ -429,7 +423,7 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
     ("GET", "/streams/{stream_id}/audit"): {"summary": "Audit log of the stream (stream admins)",
                                             "query": [*_AUDIT_FILTERS, *_PAGED],
                                             "ok": ("200", _json(_ref("AuditList")))},
-    ("POST", "/videos/{video_id}/generate-moments"): {
+    ("POST", "/videos/{video_id}/generate-moments"): {"also": ("409",), 
         "summary": "Find highlight moments and cut their clips (uploader or admin); 202, then poll the status",
         "ok": ("202", _json(_ref("MomentsStarted"), "Accepted"))},
     ("GET", "/videos/{video_id}/moments"): {"summary": "Highlight moments, in time order",
@@ -442,10 +436,10 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
         "ok": ("200", _json(_ref("ClipExtractionStatus")))},
     ("GET", "/clips/{moment_id}/stream"): {"summary": "Redirect to the moment's clip (MP4)",
                                            "ok": ("302", _REDIRECT)},
-    ("POST", "/sync"): {"summary": "Merge a device's edits (CRDT: LWW fields, OR-Set tags)",
+    ("POST", "/sync"): {"also": ("404",), "summary": "Merge a device's edits (CRDT: LWW fields, OR-Set tags)",
                         "body": _ref("SyncRequest"), "ok": ("200", _json(_ref("SyncResult")))},
-    ("GET", "/sync"): {"summary": "Operations after a time, with the server's vector clock",
-                       "query": [{"name": "video_id", "in": "query", "schema": _UUID},
+    ("GET", "/sync"): {"also": ("404",), "summary": "Operations after a time, with the server's vector clock",
+                       "query": [{"name": "video_id", "in": "query", "required": True, "schema": _UUID},
                                  {"name": "since", "in": "query", "schema": _TIME},
                                  {"name": "limit", "in": "query",
                                   "schema": {"type": "integer", "minimum": 1, "maximum": 1000}}],
@@ -480,7 +474,11 @@ def document(app: Any) -> dict:
     }
 
 
+# Extra statuses an operation declares with "also"; 202 is a NotReadyError (processing not done yet).
+_ALSO = {"202": "NotReady", "401": "Unauthorized", "404": "NotFound", "409": "Conflict"}
 _ERRORS = {"BadRequest": "Invalid request (details list every problem)",
+           "NotReady": "Not ready yet (the video is still processing)",
+           "Conflict": "Conflicts with the current state",
            "Unauthorized": "Authentication required", "Forbidden": "Access denied",
            "NotFound": "Not found", "Gone": "Expired",
            "TooManyRequests": "Rate limit reached (Retry-After header and retry_after say when to retry)"}
@@ -489,9 +487,10 @@ _ERRORS = {"BadRequest": "Invalid request (details list every problem)",
 def operation(method: str, path: str, entry: Any) -> dict:
     """One operation: documented details from OPERATIONS, path params, security, errors."""
     spec = OPERATIONS.get((method, path), {})
+    declared = routes.of(method, path)
     op: dict[str, Any] = {"operationId": entry.view_name,
                           "summary": spec.get("summary", entry.view_name.replace("_", " ")),
-                          "tags": [_tag(path)]}
+                          "tags": [_tag(path)], "x-access": routes.RULES[declared.rule]}
     params = [{"name": name, "in": "path", "required": True,
                "schema": _UUID if name.endswith("_id") else {"type": "string", "maxLength": 64}}
               for name in _PARAM.findall(path)]
@@ -507,19 +506,21 @@ def operation(method: str, path: str, entry: Any) -> dict:
         responses["304"] = {"description": "Not modified (If-None-Match matched the ETag)"}
     if method in ("POST", "PUT", "PATCH") or spec.get("query"):
         responses["400"] = {"$ref": "#/components/responses/BadRequest"}
-    if (method, path) in PUBLIC:
+    if declared.rule in routes.NO_BEARER:
         op["security"] = []
-    else:
+    if declared.rule != routes.ANYONE:
         responses["401"] = {"$ref": "#/components/responses/Unauthorized"}
-        if (method, path) in WEBHOOK:
-            op["description"] = "Authorization: Bearer <MINIO_WEBHOOK_SECRET>"
-        else:
-            responses["403"] = {"$ref": "#/components/responses/Forbidden"}
+    if declared.rule == routes.WEBHOOK:
+        op["description"] = "Authorization: Bearer <MINIO_WEBHOOK_SECRET>"
+    elif declared.rule != routes.ANYONE:
+        responses["403"] = {"$ref": "#/components/responses/Forbidden"}
     if "{" in path:
         responses["404"] = {"$ref": "#/components/responses/NotFound"}
     if spec.get("gone"):
         responses["410"] = {"$ref": "#/components/responses/Gone"}
-    if ratelimit.group_of(method, path):
+    for code in spec.get("also", ()):   # what the route answers besides the rule-derived errors
+        responses.setdefault(code, {"$ref": f"#/components/responses/{_ALSO[code]}"})
+    if declared.limit:
         responses["429"] = {"$ref": "#/components/responses/TooManyRequests"}
     op["responses"] = responses
     return op

@@ -7,7 +7,7 @@ import uuid
 from chalicelib import access, db, failures
 from chalicelib.api.moderation import audit
 from chalicelib.auth.tokens import iso
-from chalicelib.auth.users import is_platform_admin
+from chalicelib.auth.users import is_platform_admin, require_platform_admin
 from chalicelib.config import get_settings
 from chalicelib.errors import ConflictError, NotFoundError, ValidationError
 from chalicelib.pipeline.progress import STAGE_NAMES
@@ -90,8 +90,9 @@ def processing(user: dict, video_id: str) -> dict:
     return status_of(access.require_video_access(user, video_id), user)
 
 
-def queue() -> dict:
-    """What is waiting and running now (admin)."""
+def queue(user: dict) -> dict:
+    """What is waiting and running now (platform admins)."""
+    require_platform_admin(user)
     rows = db.fetch_all(
         "SELECT v.id, v.title, v.processing_index, v.status, v.uploaded_at FROM videos v"
         " WHERE v.status IN ('queued', 'running') AND v.deleted_at IS NULL ORDER BY v.uploaded_at")
@@ -122,8 +123,9 @@ def queue() -> dict:
     }
 
 
-def stats() -> dict:
-    """Counts per stage and state, and stage durations (admin)."""
+def stats(user: dict) -> dict:
+    """Counts per stage and state, and stage durations (platform admins)."""
+    require_platform_admin(user)
     by_state = db.fetch_all(
         "SELECT processing_index, status, count(*) AS n FROM videos GROUP BY 1, 2 ORDER BY 1, 2")
     durations = db.fetch_all(
@@ -144,11 +146,12 @@ def stats() -> dict:
     }
 
 
-def retry(body: dict, actor: dict | None = None) -> dict:
-    """Start failed videos again (admin); succeeded stages are not redone.
+def retry(actor: dict, body: dict) -> dict:
+    """Start failed videos again (platform admins); succeeded stages are not redone.
 
     Each started retry is written to the audit log under actor.
     """
+    require_platform_admin(actor)
     ids = body.get("video_ids")
     if ids is None and body.get("video_id") is not None:
         ids = [body.get("video_id")]
@@ -162,10 +165,9 @@ def retry(body: dict, actor: dict | None = None) -> dict:
         except ValueError:
             raise NotFoundError("Video not found") from None
         results.append(retry_video(video_id))
-        if actor is not None:
-            with db.transaction() as cur:
-                audit(cur, actor, "processing.retry", "video", video_id,
-                      details={"outcome": results[-1]["outcome"], "execution": results[-1]["execution"]})
+        with db.transaction() as cur:
+            audit(cur, actor, "processing.retry", "video", video_id,
+                  details={"outcome": results[-1]["outcome"], "execution": results[-1]["execution"]})
     return {"retried": results}
 
 
@@ -196,13 +198,14 @@ def retry_video(video_id: str) -> dict:
 DUPLICATE_KINDS = ("duplicate", "cross_stream")
 
 
-def duplicates(page: int, limit: int, kind: str | None = None) -> dict:
+def duplicates(user: dict, page: int, limit: int, kind: str | None = None) -> dict:
     """Flagged duplicates (kind duplicate) and matches across streams (kind cross_stream); admin.
 
     A flagged duplicate's original is always in its own stream; a cross-stream
     match names the earlier clip of another stream with the same content. Only
     platform admins see the latter (pipeline.dedup records them, nothing else reads them).
     """
+    require_platform_admin(user)
     kind = kind or "all"
     if kind not in (*DUPLICATE_KINDS, "all"):
         raise ValidationError("Invalid kind", details=[f"kind must be one of {', '.join(DUPLICATE_KINDS)}, all"])

@@ -7,6 +7,7 @@ what is left of the budget the operator chose.
 from __future__ import annotations
 
 from chalicelib import db, storage
+from chalicelib.auth.users import require_platform_admin
 from chalicelib.config import get_settings
 
 DEFAULT_QUOTA_BYTES = 500 * 1024**3
@@ -29,8 +30,9 @@ def quota_bytes() -> int:
     return int(configured) if configured else DEFAULT_QUOTA_BYTES
 
 
-def usage() -> dict:
-    """Bytes and objects per prefix from a full listing of the bucket (admin)."""
+def usage(user: dict) -> dict:
+    """Bytes and objects per prefix from a full listing of the bucket (platform admins)."""
+    require_platform_admin(user)
     totals = {prefix: [0, 0] for prefix in (*storage.PREFIXES, OTHER)}
     for obj in storage.iter_objects(""):
         prefix = next((p for p in storage.PREFIXES if obj["Key"].startswith(p)), OTHER)

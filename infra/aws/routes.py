@@ -8,7 +8,8 @@ function can reach only what its routes use.
 A route belongs to the group of the first rule whose pattern matches its
 path; the last rule catches whatever no rule names yet, so a new route
 always lands in a group (with the baseline role: database and token key
-only) until it is given a better one here.
+only) until it is given a better one here. Who may call a route is not
+decided here: chalicelib/api/routes.py declares it.
 """
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ class RouteGroup:
 # Ordered: more specific rules first.
 ROUTE_GROUPS: tuple[RouteGroup, ...] = (
     RouteGroup("system", (r"^/$", r"^/health$", r"^/openapi\.json$"),
-               memory=256, timeout=15, why="health check and API document: no sign-in"),
+               memory=256, timeout=15, why="health check and API document"),
     RouteGroup("auth", (r"^/auth/",),
                why="Google ID token check (fetches Google's keys), app and refresh tokens"),
     RouteGroup("webhooks", (r"^/webhooks/",), memory=256,
