@@ -31,7 +31,7 @@ from chalicelib.config import get_settings
 from chalicelib.errors import AuthenticationError, NotFoundError, NotReadyError
 
 PLAYBACK_TTL_S = 3600
-QUALITIES = ("480p", "720p", "1080p")
+QUALITIES = ("360p", "480p", "720p", "1080p")
 _URI_ATTR = re.compile(r'URI="([^"]+)"')
 PLAYLIST_HEADERS = {
     "Content-Type": "application/vnd.apple.mpegurl",

@@ -18,7 +18,7 @@ from chalicelib.errors import (ClipstreamError, ConflictError, ForbiddenError, N
                                NotReadyError, ValidationError)
 from chalicelib.sync import store as sync_store
 
-RENDITIONS = (480, 720, 1080)
+RENDITIONS = (360, 480, 720, 1080)
 MAX_TITLE = 200
 MAX_DESCRIPTION = 5000
 MAX_TAGS = 20

@@ -2,8 +2,8 @@
 
 Output layout inside `out_dir` (storage layout, reference 001):
 
-    480p.m3u8  720p.m3u8  1080p.m3u8  master.m3u8
-    segments/480p_init.mp4  segments/480p_00000.m4s ...
+    360p.m3u8  480p.m3u8  720p.m3u8  1080p.m3u8  master.m3u8
+    segments/360p_init.mp4  segments/360p_00000.m4s ...
 
 Segments are fragmented MP4 so a DASH manifest can later point at the same files.
 Only the rungs the source can fill are written (a 720p source has no 1080p.m3u8).
@@ -36,6 +36,7 @@ RUNG_TOLERANCE = 0.9
 # (short side, video bit/s at <= 30 fps, audio bit/s). Gaming footage is high-motion,
 # so these sit at the upper end of the usual ladders.
 LADDER: tuple[tuple[int, int, int], ...] = (
+    (360, 800_000, 96_000),
     (480, 1_400_000, 96_000),
     (720, 3_000_000, 128_000),
     (1080, 5_500_000, 160_000),
@@ -117,7 +118,7 @@ def plan_ladder(width: int, height: int, fps: float | None = None) -> list[Rendi
 
     Each rung of LADDER is produced when the short side is at least RUNG_TOLERANCE of it.
     A source too small for any rung gets one rendition at its own (even) size, named
-    "480p" so the lowest playlist always exists.
+    after the lowest rung ("360p") so the lowest playlist always exists.
     """
     short, long_ = min(width, height), max(width, height)
     if short <= 0:

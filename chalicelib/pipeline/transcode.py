@@ -6,7 +6,7 @@ per rendition: see bench/). The same decode also feeds the thumbnail
 candidates and the 16 kHz speech WAV the transcribe step reads, so no other
 pass decodes the upload. Segments are uploaded while FFmpeg still encodes;
 init segments and playlists follow, the master playlist last. Outputs follow
-reference/001: processed-videos/{id}/{480p,720p,1080p,master}.m3u8 and segments/.
+reference/001: processed-videos/{id}/{360p,480p,720p,1080p,master}.m3u8 and segments/.
 """
 from __future__ import annotations
 
@@ -68,7 +68,7 @@ def run(event: Envelope) -> dict:
             stored = _store_ladder(up, out, prefix, result)
     assets = [a for a in stored if a[0] != speech_key]  # the hand-over is not an asset
     media_io.record_assets(video_id, assets, asset_kind)
-    # "bitrates" in the contract are the rendition heights: [480, 720, 1080].
+    # "bitrates" in the contract are the rendition heights: [360, 480, 720, 1080].
     progress.update_video(video_id, duration_s=result.duration_s,
                           bitrates=sorted(int(r.name.rstrip("p")) for r in result.renditions))
     logger.info("transcoded", extra={"video_id": video_id, "renditions": len(result.renditions),
