@@ -10,7 +10,7 @@ from typing import Any
 
 from chalice import Chalice, ConvertToMiddleware, Response
 
-from chalicelib.api import auth, health, hls, processing, relations, search, uploads, videos
+from chalicelib.api import auth, dash, health, hls, processing, relations, search, uploads, videos
 from chalicelib.api import invites, streams
 from chalicelib.api import files, openapi, social, system
 from chalicelib.api import analytics, moderation
@@ -227,6 +227,14 @@ def hls_playlist(video_id: str, quality: str) -> Response:
     vid, request = parse_uuid(video_id, "Video"), app.current_request
     body = hls.media_playlist(_optional_user(), vid, quality, (request.query_params or {}).get("token"))
     return Response(body=body, headers=hls.PLAYLIST_HEADERS)
+
+
+@app.route("/api/videos/{video_id}/dash/manifest.mpd", methods=["GET"], cors=True)
+@handles_errors
+def dash_manifest(video_id: str) -> Response:
+    vid, request = parse_uuid(video_id, "Video"), app.current_request
+    body = dash.manifest(_optional_user(), vid, (request.query_params or {}).get("token"))
+    return Response(body=body, headers=dash.MANIFEST_HEADERS)
 
 
 @app.route("/videos/{video_id}/duplicates", methods=["GET"])

@@ -23,6 +23,7 @@ PUBLIC = {("GET", "/"), ("GET", "/health"), ("POST", "/auth/verify"), ("POST", "
           ("GET", "/api/videos/{video_id}/hls/master.m3u8"),
           ("GET", "/api/videos/{video_id}/hls/{quality}/playlist.m3u8"),
           ("GET", "/api/videos/{video_id}/stream/{quality}"),
+          ("GET", "/api/videos/{video_id}/dash/manifest.mpd"),
           # The console page holds no data; its JSON endpoints want an admin token.
           ("GET", "/console")}
 WEBHOOK = {("POST", "/webhooks/minio/upload-complete")}
@@ -317,7 +318,7 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
     ("DELETE", "/videos/{video_id}"): {
         "summary": "Delete a video with all its files (uploader or admin); repeat to resume",
         "ok": ("204", _NO_CONTENT)},
-    ("GET", "/videos/{video_id}/stream"): {"summary": "HLS URLs of a complete video",
+    ("GET", "/videos/{video_id}/stream"): {"summary": "HLS and DASH URLs of a complete video",
                                            "ok": ("200", _json(_ref("StreamUrls")))},
     ("POST", "/videos/{video_id}/upload-url"): {"summary": "New presigned upload URLs (uploader)",
                                                 "ok": ("200", _json(_ref("UploadCreated")))},
@@ -330,6 +331,10 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
     ("GET", "/api/videos/{video_id}/hls/{quality}/playlist.m3u8"): {
         "summary": "HLS media playlist with presigned segment URLs",
         "query": [_TOKEN], "ok": ("200", _PLAYLIST)},
+    ("GET", "/api/videos/{video_id}/dash/manifest.mpd"): {
+        "summary": "DASH MPD over the HLS ladder's fMP4 segments, every URI presigned (token from GET /videos/{video_id}/stream)",
+        "query": [_TOKEN], "ok": ("200", {"description": "A DASH MPD",
+                                          "content": {"application/dash+xml": {"schema": {"type": "string"}}}})},
     ("GET", "/api/videos/{video_id}/stream/{quality}"): {
         "summary": "MP4 fallback of one rendition: redirect to a presigned URL (bearer or playback token)",
         "query": [_TOKEN], "ok": ("302", _REDIRECT)},

@@ -25,6 +25,8 @@ def asset_kind(key: str) -> str:
         return "hls_master"
     if key.endswith(".m3u8"):
         return "hls_playlist"
+    if key.endswith(".mpd"):
+        return "dash_manifest"
     if key.endswith(".jpg"):
         return "thumbnail"
     return "hls_segment"
@@ -33,7 +35,7 @@ def asset_kind(key: str) -> str:
 @stage_step("transcode")
 def run(event: Envelope) -> dict:
     """Transcode the upload to HLS, store it, the thumbnail and the speech WAV; record assets."""
-    from chalicelib.media import hls, probe, thumbnails
+    from chalicelib.media import dash, hls, probe, thumbnails
     from chalicelib.media.errors import InvalidMediaError, MediaTimeoutError
 
     video_id = event["video_id"]
@@ -66,6 +68,9 @@ def run(event: Envelope) -> dict:
                 speech_key = media_io.speech_audio_key(video_id)
                 up.submit(side.speech_wav, speech_key)
             stored = _store_ladder(up, out, prefix, result)
+            # The DASH MPD names the same segments: it goes up once they are all stored.
+            up.submit(out / dash.write_mpd(out, result), prefix + dash.MPD_NAME)
+            stored = up.wait()
     assets = [a for a in stored if a[0] != speech_key]  # the hand-over is not an asset
     media_io.record_assets(video_id, assets, asset_kind)
     # "bitrates" in the contract are the rendition heights: [360, 480, 720, 1080].
@@ -75,6 +80,7 @@ def run(event: Envelope) -> dict:
                                      "objects": len(assets)})
     return {"hls": {"master_key": storage.master_playlist_key(video_id),
                     "renditions": [r.name for r in result.renditions]},
+            "dash": {"manifest_key": storage.dash_manifest_key(video_id)},
             "has_audio": info.has_audio, **({"speech_audio_key": speech_key} if speech_key else {})}
 
 

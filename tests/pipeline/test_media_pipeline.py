@@ -103,7 +103,7 @@ def test_original_is_transcoded_to_a_playable_ladder(client, uploader, media, s3
     assert "on the left" in words  # tiny.en hears "Enemy spotted" through the noise less well
 
     status, body = _get(client, f"/videos/{vid}/stream", uploader.me)
-    assert status == 200 and body["bitrates"] == [360, 480, 720] and body["dash_url"] is None
+    assert status == 200 and body["bitrates"] == [360, 480, 720] and body["dash_url"]
     master = requests.get(body["hls_url"], timeout=10)
     assert master.status_code == 200
     assert master.headers["Content-Type"] == "application/vnd.apple.mpegurl"
