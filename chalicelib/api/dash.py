@@ -12,7 +12,7 @@ import re
 from xml.sax.saxutils import escape
 
 from chalicelib import db, storage
-from chalicelib.api import hls
+from chalicelib.api import captions, hls
 from chalicelib.config import get_settings
 
 MANIFEST_HEADERS = {**hls.PLAYLIST_HEADERS, "Content-Type": "application/dash+xml"}
@@ -43,4 +43,5 @@ def manifest(user: dict | None, video_id: str, token: str | None) -> str:
 
     text = hls._read(storage.dash_manifest_key(str(video["id"])))
     text = _URI_ATTR.sub(lambda m: f'{m.group(1)}="{presign(m.group(2))}"', text)
-    return _BASE_URL.sub(lambda m: f"<BaseURL>{presign(m.group(1))}</BaseURL>", text)
+    text = _BASE_URL.sub(lambda m: f"<BaseURL>{presign(m.group(1))}</BaseURL>", text)
+    return captions.mpd_with_subtitles(text, str(video["id"]), token or hls.playback_token(str(user["id"]), video_id))

@@ -24,6 +24,9 @@ PUBLIC = {("GET", "/"), ("GET", "/health"), ("POST", "/auth/verify"), ("POST", "
           ("GET", "/api/videos/{video_id}/hls/{quality}/playlist.m3u8"),
           ("GET", "/api/videos/{video_id}/stream/{quality}"),
           ("GET", "/api/videos/{video_id}/dash/manifest.mpd"),
+          ("GET", "/videos/{video_id}/captions.vtt"),
+          ("GET", "/api/videos/{video_id}/captions.m3u8"),
+          ("GET", "/api/videos/{video_id}/captions/{segment}"),
           # The console page holds no data; its JSON endpoints want an admin token.
           ("GET", "/console")}
 WEBHOOK = {("POST", "/webhooks/minio/upload-complete")}
@@ -250,6 +253,7 @@ _REDIRECT = {"description": "Redirect to a short-lived presigned URL",
 _NO_CONTENT = {"description": "Deleted"}
 _PLAYLIST = {"description": "An HLS playlist",
              "content": {"application/vnd.apple.mpegurl": {"schema": {"type": "string"}}}}
+_VTT = {"description": "WebVTT", "content": {"text/vtt": {"schema": {"type": "string"}}}}
 _TOKEN = {"name": "token", "in": "query", "schema": {"type": "string"},
           "description": "Playback token"}
 _PAGED = [{"name": "page", "in": "query", "schema": {"type": "integer", "minimum": 1}},
@@ -335,6 +339,15 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
         "summary": "DASH MPD over the HLS ladder's fMP4 segments, every URI presigned (token from GET /videos/{video_id}/stream)",
         "query": [_TOKEN], "ok": ("200", {"description": "A DASH MPD",
                                           "content": {"application/dash+xml": {"schema": {"type": "string"}}}})},
+    ("GET", "/videos/{video_id}/captions.vtt"): {
+        "summary": "Captions as one WebVTT file, from the transcript (bearer or playback token); 404 when nobody speaks",
+        "query": [_TOKEN], "ok": ("200", _VTT)},
+    ("GET", "/api/videos/{video_id}/captions.m3u8"): {
+        "summary": "HLS subtitles playlist of segmented WebVTT (the master's SUBTITLES rendition)",
+        "query": [_TOKEN], "ok": ("200", _PLAYLIST)},
+    ("GET", "/api/videos/{video_id}/captions/{segment}"): {
+        "summary": "One segmented WebVTT file (00000.vtt, 00001.vtt ...)",
+        "query": [_TOKEN], "ok": ("200", _VTT)},
     ("GET", "/api/videos/{video_id}/stream/{quality}"): {
         "summary": "MP4 fallback of one rendition: redirect to a presigned URL (bearer or playback token)",
         "query": [_TOKEN], "ok": ("302", _REDIRECT)},

@@ -11,7 +11,7 @@ bucket), and presigned URLs cannot be derived from a template.
 from __future__ import annotations
 
 from pathlib import Path
-from xml.sax.saxutils import quoteattr
+from xml.sax.saxutils import escape, quoteattr
 
 from chalicelib.media.hls import HlsResult, parse_media_playlist
 
@@ -77,15 +77,21 @@ def build_mpd(out_dir: str | Path, result: HlsResult, *, captions: str | None = 
         lines.append("        </SegmentList>")
         lines.append("      </Representation>")
     lines.append("    </AdaptationSet>")
+    body = "\n".join(lines) + "\n"
     if captions:
-        lines += [f'    <AdaptationSet id="1" contentType="text" mimeType="text/vtt" lang={quoteattr(language)}>',
-                  '      <Role schemeIdUri="urn:mpeg:dash:role:2011" value="subtitle"/>',
-                  '      <Representation id="captions" bandwidth="256">',
-                  f"        <BaseURL>{captions}</BaseURL>",
-                  "      </Representation>",
-                  "    </AdaptationSet>"]
-    lines += ["  </Period>", "</MPD>"]
-    return "\n".join(lines) + "\n"
+        body += captions_adaptation_set(captions, language)
+    return body + "  </Period>\n</MPD>\n"
+
+
+def captions_adaptation_set(url: str, language: str = "en") -> str:
+    """A subtitles AdaptationSet of one WebVTT file at `url` (lines ending in a newline)."""
+    return "\n".join([
+        f'    <AdaptationSet id="1" contentType="text" mimeType="text/vtt" lang={quoteattr(language)}>',
+        '      <Role schemeIdUri="urn:mpeg:dash:role:2011" value="subtitle"/>',
+        '      <Representation id="captions" bandwidth="256">',
+        f"        <BaseURL>{escape(url)}</BaseURL>",
+        "      </Representation>",
+        "    </AdaptationSet>"]) + "\n"
 
 
 def write_mpd(out_dir: str | Path, result: HlsResult) -> str:

@@ -124,6 +124,19 @@ def admin(stack, google_key):
 
 
 @pytest.fixture(scope="session")
+def speech_video(member, tmp_path_factory, live_api):
+    """A processed 480p clip where someone speaks: its id and player URLs."""
+    clip = make.make_clip(tmp_path_factory.mktemp("speech") / "callout.mp4", scene="testsrc2", duration=6.0,
+                          size=(854, 480), speech="Enemy spotted on the left", seed=11)
+    vid = member["upload"](clip, title="Callout")
+    row = wait_for_final(vid, 240)
+    assert row["status"] == "complete", row["failure_reason"]
+    resp = member["client"].http.get(f"/videos/{vid}/stream", headers=member["me"]["headers"])
+    assert resp.status_code == 200, resp.body
+    return {"id": vid, **json.loads(resp.body)}
+
+
+@pytest.fixture(scope="session")
 def hd_video(member, delivery_clips, live_api):
     """A processed 720p clip: its id, execution name and player URL."""
     from chalicelib import db
