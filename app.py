@@ -12,7 +12,7 @@ from chalice import Chalice, ConvertToMiddleware, Response
 
 from chalicelib.api import auth, captions, dash, health, hls, processing, relations, search, uploads, videos
 from chalicelib.api import invites, streams
-from chalicelib.api import files, openapi, social, system
+from chalicelib.api import files, openapi, social, storyboard, system
 from chalicelib.api import analytics, moderation
 from chalicelib.api import moments, sync
 from chalicelib import ratelimit
@@ -243,6 +243,14 @@ def video_captions(video_id: str) -> Response:
     vid, request = parse_uuid(video_id, "Video"), app.current_request
     body = captions.file(_optional_user(), vid, (request.query_params or {}).get("token"))
     return Response(body=body, headers=captions.VTT_HEADERS)
+
+
+@app.route("/videos/{video_id}/storyboard.vtt", methods=["GET"], cors=True)
+@handles_errors
+def video_storyboard(video_id: str) -> Response:
+    vid, request = parse_uuid(video_id, "Video"), app.current_request
+    body = storyboard.track(_optional_user(), vid, (request.query_params or {}).get("token"))
+    return Response(body=body, headers=storyboard.VTT_HEADERS)
 
 
 @app.route("/api/videos/{video_id}/captions.m3u8", methods=["GET"], cors=True)

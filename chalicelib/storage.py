@@ -70,6 +70,11 @@ def dash_manifest_key(video_id: str) -> str:
     return f"{processed_prefix(video_id)}manifest.mpd"
 
 
+def storyboard_key(video_id: str) -> str:
+    """The WebVTT thumbnails track; its sprite sheets are under storyboard/ beside it."""
+    return f"{processed_prefix(video_id)}storyboard.vtt"
+
+
 def mp4_fallback_key(video_id: str, quality: str) -> str:
     """One rendition as a single fragmented MP4 (init + segments), for players without HLS."""
     return f"{processed_prefix(video_id)}{quality}.mp4"

@@ -25,6 +25,7 @@ PUBLIC = {("GET", "/"), ("GET", "/health"), ("POST", "/auth/verify"), ("POST", "
           ("GET", "/api/videos/{video_id}/stream/{quality}"),
           ("GET", "/api/videos/{video_id}/dash/manifest.mpd"),
           ("GET", "/videos/{video_id}/captions.vtt"),
+          ("GET", "/videos/{video_id}/storyboard.vtt"),
           ("GET", "/api/videos/{video_id}/captions.m3u8"),
           ("GET", "/api/videos/{video_id}/captions/{segment}"),
           # The console page holds no data; its JSON endpoints want an admin token.
@@ -341,6 +342,10 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
                                           "content": {"application/dash+xml": {"schema": {"type": "string"}}}})},
     ("GET", "/videos/{video_id}/captions.vtt"): {
         "summary": "Captions as one WebVTT file, from the transcript (bearer or playback token); 404 when nobody speaks",
+        "query": [_TOKEN], "ok": ("200", _VTT)},
+    ("GET", "/videos/{video_id}/storyboard.vtt"): {
+        "summary": "Scrub-bar previews: WebVTT thumbnails track, each cue a presigned sprite sheet URL with #xywh=x,y,w,h"
+                   " (bearer or playback token)",
         "query": [_TOKEN], "ok": ("200", _VTT)},
     ("GET", "/api/videos/{video_id}/captions.m3u8"): {
         "summary": "HLS subtitles playlist of segmented WebVTT (the master's SUBTITLES rendition)",

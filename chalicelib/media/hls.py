@@ -20,9 +20,11 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Callable
 
+from chalicelib.media import storyboard
 from chalicelib.media.errors import MediaError
 from chalicelib.media.ffmpeg import run_ffmpeg, speech_wav_args
 from chalicelib.media.probe import MediaInfo
+from chalicelib.media.storyboard import StoryboardPlan
 
 logger = logging.getLogger(__name__)
 
@@ -72,12 +74,15 @@ class SideOutputs:
     `frames`: raw RGB24 frames of `frame_size` at (about) `frame_times`, for the
     thumbnail to be picked from. `speech_wav`: the first audio stream as the
     16 kHz mono WAV speech recognition reads (ignored when there is no audio).
+    `storyboard`: the scrub-bar preview sheets (media/storyboard.py), written to
+    out_dir/storyboard/ (storyboard.finish writes their WebVTT track afterwards).
     """
 
     frames: Path | None = None
     frame_times: tuple[float, ...] = ()
     frame_size: tuple[int, int] = (0, 0)
     speech_wav: Path | None = None
+    storyboard: StoryboardPlan | None = None
 
 
 @dataclass(frozen=True)
@@ -170,7 +175,8 @@ def transcode_hls(src_path: str | Path, out_dir: str | Path, info: MediaInfo, *,
     fps = output_fps(info.fps)
     n = len(ladder)
     frame_idx = _frame_indices(side.frame_times, fps) if side and side.frames else []
-    branches = n + (1 if frame_idx else 0)
+    sb = side.storyboard if side else None
+    branches = n + (1 if frame_idx else 0) + (1 if sb else 0)
     chains = [f"[0:v]fps={fps},format=yuv420p,split={branches}"
               + "".join(f"[s{i}]" for i in range(branches))]
     chains += [f"[s{i}]scale={r.width}:{r.height}:flags=bicubic,setsar=1[v{i}]"
@@ -180,6 +186,10 @@ def transcode_hls(src_path: str | Path, out_dir: str | Path, info: MediaInfo, *,
         picks = "+".join(f"eq(n,{i})" for i in frame_idx)
         w, h = side.frame_size
         chains.append(f"[s{n}]select='{picks}',scale={w}:{h}:flags=area,format=rgb24[thumbs]")
+    if sb:
+        chains.append(storyboard.filter_chain(sb, fps, f"s{branches - 1}", "storyboard"))
+        shutil.rmtree(out_dir / storyboard.FOLDER, ignore_errors=True)
+        (out_dir / storyboard.FOLDER).mkdir()
     args = ["-y", "-i", str(Path(src_path).resolve()), "-filter_complex", ";".join(chains)]
     streams = []
     for i, r in enumerate(ladder):
@@ -199,6 +209,8 @@ def transcode_hls(src_path: str | Path, out_dir: str | Path, info: MediaInfo, *,
     args += _hls_args(segment_s, "%v" if n > 1 else ladder[0].name)
     args += ["-var_stream_map", " ".join(streams), "%v.m3u8"]
     args += _side_output_args(side, frame_idx, info.has_audio)
+    if sb:
+        args += storyboard.output_args("storyboard")
     watcher = _SegmentWatcher(out_dir / "segments", on_segment) if on_segment else None
     try:
         run_ffmpeg(args, timeout_s=timeout_s, cwd=out_dir, capture_stdout=False)

@@ -27,6 +27,8 @@ def asset_kind(key: str) -> str:
         return "hls_playlist"
     if key.endswith(".mpd"):
         return "dash_manifest"
+    if "/storyboard" in key:
+        return "storyboard"
     if key.endswith(".jpg"):
         return "thumbnail"
     return "hls_segment"
@@ -35,7 +37,7 @@ def asset_kind(key: str) -> str:
 @stage_step("transcode")
 def run(event: Envelope) -> dict:
     """Transcode the upload to HLS, store it, the thumbnail and the speech WAV; record assets."""
-    from chalicelib.media import dash, hls, probe, thumbnails
+    from chalicelib.media import dash, hls, probe, storyboard, thumbnails
     from chalicelib.media.errors import InvalidMediaError, MediaTimeoutError
 
     video_id = event["video_id"]
@@ -51,7 +53,8 @@ def run(event: Envelope) -> dict:
         side = hls.SideOutputs(frames=tmp / "frames.rgb",
                                frame_times=tuple(thumbnails.candidate_times(info)),
                                frame_size=thumbnails.thumb_size(info),
-                               speech_wav=tmp / "speech.wav" if info.has_audio else None)
+                               speech_wav=tmp / "speech.wav" if info.has_audio else None,
+                               storyboard=storyboard.plan(info.width, info.height, info.duration_s or 0.0))
         with media_io.Uploader() as up:
             try:
                 result = hls.transcode_hls(
@@ -70,6 +73,8 @@ def run(event: Envelope) -> dict:
             stored = _store_ladder(up, out, prefix, result)
             # The DASH MPD names the same segments: it goes up once they are all stored.
             up.submit(out / dash.write_mpd(out, result), prefix + dash.MPD_NAME)
+            for rel in storyboard.finish(side.storyboard, out, result.duration_s):
+                up.submit(out / rel, prefix + rel)  # scrub-bar previews, from the same decode
             stored = up.wait()
     assets = [a for a in stored if a[0] != speech_key]  # the hand-over is not an asset
     media_io.record_assets(video_id, assets, asset_kind)
