@@ -10,9 +10,9 @@ from typing import Any
 
 from chalice import Chalice, ConvertToMiddleware, Response
 
-from chalicelib.api import auth, health, hls, processing, relations, search, uploads, videos
+from chalicelib.api import auth, captions, dash, health, hls, processing, relations, search, uploads, videos
 from chalicelib.api import invites, streams
-from chalicelib.api import files, openapi, social, system
+from chalicelib.api import files, openapi, social, storyboard, system
 from chalicelib.api import analytics, moderation
 from chalicelib.api import moments, sync
 from chalicelib import ratelimit
@@ -227,6 +227,46 @@ def hls_playlist(video_id: str, quality: str) -> Response:
     vid, request = parse_uuid(video_id, "Video"), app.current_request
     body = hls.media_playlist(_optional_user(), vid, quality, (request.query_params or {}).get("token"))
     return Response(body=body, headers=hls.PLAYLIST_HEADERS)
+
+
+@app.route("/api/videos/{video_id}/dash/manifest.mpd", methods=["GET"], cors=True)
+@handles_errors
+def dash_manifest(video_id: str) -> Response:
+    vid, request = parse_uuid(video_id, "Video"), app.current_request
+    body = dash.manifest(_optional_user(), vid, (request.query_params or {}).get("token"))
+    return Response(body=body, headers=dash.MANIFEST_HEADERS)
+
+
+@app.route("/videos/{video_id}/captions.vtt", methods=["GET"], cors=True)
+@handles_errors
+def video_captions(video_id: str) -> Response:
+    vid, request = parse_uuid(video_id, "Video"), app.current_request
+    body = captions.file(_optional_user(), vid, (request.query_params or {}).get("token"))
+    return Response(body=body, headers=captions.VTT_HEADERS)
+
+
+@app.route("/videos/{video_id}/storyboard.vtt", methods=["GET"], cors=True)
+@handles_errors
+def video_storyboard(video_id: str) -> Response:
+    vid, request = parse_uuid(video_id, "Video"), app.current_request
+    body = storyboard.track(_optional_user(), vid, (request.query_params or {}).get("token"))
+    return Response(body=body, headers=storyboard.VTT_HEADERS)
+
+
+@app.route("/api/videos/{video_id}/captions.m3u8", methods=["GET"], cors=True)
+@handles_errors
+def captions_playlist(video_id: str) -> Response:
+    vid, request = parse_uuid(video_id, "Video"), app.current_request
+    body = captions.hls_playlist(_optional_user(), vid, (request.query_params or {}).get("token"))
+    return Response(body=body, headers=hls.PLAYLIST_HEADERS)
+
+
+@app.route("/api/videos/{video_id}/captions/{segment}", methods=["GET"], cors=True)
+@handles_errors
+def captions_segment(video_id: str, segment: str) -> Response:
+    vid, request = parse_uuid(video_id, "Video"), app.current_request
+    body = captions.hls_segment(_optional_user(), vid, segment, (request.query_params or {}).get("token"))
+    return Response(body=body, headers=captions.VTT_HEADERS)
 
 
 @app.route("/videos/{video_id}/duplicates", methods=["GET"])

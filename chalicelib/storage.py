@@ -65,6 +65,16 @@ def master_playlist_key(video_id: str) -> str:
     return f"{processed_prefix(video_id)}master.m3u8"
 
 
+def dash_manifest_key(video_id: str) -> str:
+    """The DASH MPD over the same fMP4 segments as the HLS playlists (relative URIs)."""
+    return f"{processed_prefix(video_id)}manifest.mpd"
+
+
+def storyboard_key(video_id: str) -> str:
+    """The WebVTT thumbnails track; its sprite sheets are under storyboard/ beside it."""
+    return f"{processed_prefix(video_id)}storyboard.vtt"
+
+
 def mp4_fallback_key(video_id: str, quality: str) -> str:
     """One rendition as a single fragmented MP4 (init + segments), for players without HLS."""
     return f"{processed_prefix(video_id)}{quality}.mp4"

@@ -31,7 +31,7 @@ from chalicelib.config import get_settings
 from chalicelib.errors import AuthenticationError, NotFoundError, NotReadyError
 
 PLAYBACK_TTL_S = 3600
-QUALITIES = ("480p", "720p", "1080p")
+QUALITIES = ("360p", "480p", "720p", "1080p")
 _URI_ATTR = re.compile(r'URI="([^"]+)"')
 PLAYLIST_HEADERS = {
     "Content-Type": "application/vnd.apple.mpegurl",
@@ -107,6 +107,8 @@ def master(user: dict | None, video_id: str, token: str | None) -> str:
             quality = line[:-len(".m3u8")]
             line = f"{base}/api/videos/{video_id}/hls/{quality}/playlist.m3u8?token={token}"
         lines.append(line)
+    from chalicelib.api import captions  # captions builds on this module
+    lines = captions.master_with_subtitles(lines, str(video["id"]), token)
     return "\n".join(lines) + "\n"
 
 

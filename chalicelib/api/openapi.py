@@ -241,6 +241,7 @@ _REDIRECT = {"description": "Redirect to a short-lived presigned URL",
 _NO_CONTENT = {"description": "Deleted"}
 _PLAYLIST = {"description": "An HLS playlist",
              "content": {"application/vnd.apple.mpegurl": {"schema": {"type": "string"}}}}
+_VTT = {"description": "WebVTT", "content": {"text/vtt": {"schema": {"type": "string"}}}}
 _TOKEN = {"name": "token", "in": "query", "schema": {"type": "string"},
           "description": "Playback token"}
 _PAGED = [{"name": "page", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 100_000}},
@@ -309,7 +310,7 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
     ("DELETE", "/videos/{video_id}"): {
         "summary": "Delete a video with all its files (uploader or admin); repeat to resume",
         "ok": ("204", _NO_CONTENT)},
-    ("GET", "/videos/{video_id}/stream"): {"also": ("202",), "summary": "HLS URLs of a complete video",
+    ("GET", "/videos/{video_id}/stream"): {"also": ("202",), "summary": "HLS and DASH URLs of a complete video",
                                            "ok": ("200", _json(_ref("StreamUrls")))},
     ("POST", "/videos/{video_id}/upload-url"): {"summary": "New presigned upload URLs (uploader)",
                                                 "ok": ("200", _json(_ref("UploadCreated")))},
@@ -322,7 +323,24 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
     ("GET", "/api/videos/{video_id}/hls/{quality}/playlist.m3u8"): {"also": ("202",), 
         "summary": "HLS media playlist with presigned segment URLs",
         "query": [_TOKEN], "ok": ("200", _PLAYLIST)},
-    ("GET", "/api/videos/{video_id}/stream/{quality}"): {"also": ("202",), 
+    ("GET", "/api/videos/{video_id}/dash/manifest.mpd"): {
+        "summary": "DASH MPD over the HLS ladder's fMP4 segments, every URI presigned (token from GET /videos/{video_id}/stream)",
+        "query": [_TOKEN], "ok": ("200", {"description": "A DASH MPD",
+                                          "content": {"application/dash+xml": {"schema": {"type": "string"}}}})},
+    ("GET", "/videos/{video_id}/captions.vtt"): {
+        "summary": "Captions as one WebVTT file, from the transcript (bearer or playback token); 404 when nobody speaks",
+        "query": [_TOKEN], "ok": ("200", _VTT)},
+    ("GET", "/videos/{video_id}/storyboard.vtt"): {
+        "summary": "Scrub-bar previews: WebVTT thumbnails track, each cue a presigned sprite sheet URL with #xywh=x,y,w,h"
+                   " (bearer or playback token)",
+        "query": [_TOKEN], "ok": ("200", _VTT)},
+    ("GET", "/api/videos/{video_id}/captions.m3u8"): {
+        "summary": "HLS subtitles playlist of segmented WebVTT (the master's SUBTITLES rendition)",
+        "query": [_TOKEN], "ok": ("200", _PLAYLIST)},
+    ("GET", "/api/videos/{video_id}/captions/{segment}"): {
+        "summary": "One segmented WebVTT file (00000.vtt, 00001.vtt ...)",
+        "query": [_TOKEN], "ok": ("200", _VTT)},
+    ("GET", "/api/videos/{video_id}/stream/{quality}"): {"also": ("202",),
         "summary": "MP4 fallback of one rendition: redirect to a presigned URL (bearer or playback token)",
         "query": [_TOKEN], "ok": ("302", _REDIRECT)},
     ("GET", "/metrics"): {

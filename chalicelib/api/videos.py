@@ -10,7 +10,7 @@ import re
 from typing import Any
 
 from chalicelib import access, db, video_deletion
-from chalicelib.api import hls, moderation
+from chalicelib.api import dash, hls, moderation
 from chalicelib.api.processing import estimated_time, failure_fields
 from chalicelib.auth.tokens import iso
 from chalicelib.config import get_settings
@@ -18,7 +18,7 @@ from chalicelib.errors import (ClipstreamError, ConflictError, ForbiddenError, N
                                NotReadyError, ValidationError)
 from chalicelib.sync import store as sync_store
 
-RENDITIONS = (480, 720, 1080)
+RENDITIONS = (360, 480, 720, 1080)
 MAX_TITLE = 200
 MAX_DESCRIPTION = 5000
 MAX_TAGS = 20
@@ -148,9 +148,11 @@ def hls_urls(video: dict, viewer_id: str | None = None, share_id: str | None = N
     without one (share links) it names the uploader, and the link, so that it
     plays only while the link works.
     """
-    # DASH is not produced: the HLS renditions mux audio into each fMP4 track.
-    return {"hls_url": hls.master_url(viewer_id or str(video["uploaded_by"]), str(video["id"]), share_id),
-            "dash_url": None,
+    viewer = viewer_id or str(video["uploaded_by"])
+    vid = str(video["id"])
+    # dash_url is null only for videos transcoded before the MPD was written beside the playlists.
+    return {"hls_url": hls.master_url(viewer, vid, share_id),
+            "dash_url": dash.manifest_url(viewer, vid, share_id) if dash.has_manifest(vid) else None,
             "bitrates": list(video["bitrates"] or [])}
 
 

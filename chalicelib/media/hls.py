@@ -2,8 +2,8 @@
 
 Output layout inside `out_dir` (storage layout, reference 001):
 
-    480p.m3u8  720p.m3u8  1080p.m3u8  master.m3u8
-    segments/480p_init.mp4  segments/480p_00000.m4s ...
+    360p.m3u8  480p.m3u8  720p.m3u8  1080p.m3u8  master.m3u8
+    segments/360p_init.mp4  segments/360p_00000.m4s ...
 
 Segments are fragmented MP4 so a DASH manifest can later point at the same files.
 Only the rungs the source can fill are written (a 720p source has no 1080p.m3u8).
@@ -20,9 +20,11 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Callable
 
+from chalicelib.media import storyboard
 from chalicelib.media.errors import MediaError
 from chalicelib.media.ffmpeg import run_ffmpeg, speech_wav_args
 from chalicelib.media.probe import MediaInfo
+from chalicelib.media.storyboard import StoryboardPlan
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +38,7 @@ RUNG_TOLERANCE = 0.9
 # (short side, video bit/s at <= 30 fps, audio bit/s). Gaming footage is high-motion,
 # so these sit at the upper end of the usual ladders.
 LADDER: tuple[tuple[int, int, int], ...] = (
+    (360, 800_000, 96_000),
     (480, 1_400_000, 96_000),
     (720, 3_000_000, 128_000),
     (1080, 5_500_000, 160_000),
@@ -71,12 +74,15 @@ class SideOutputs:
     `frames`: raw RGB24 frames of `frame_size` at (about) `frame_times`, for the
     thumbnail to be picked from. `speech_wav`: the first audio stream as the
     16 kHz mono WAV speech recognition reads (ignored when there is no audio).
+    `storyboard`: the scrub-bar preview sheets (media/storyboard.py), written to
+    out_dir/storyboard/ (storyboard.finish writes their WebVTT track afterwards).
     """
 
     frames: Path | None = None
     frame_times: tuple[float, ...] = ()
     frame_size: tuple[int, int] = (0, 0)
     speech_wav: Path | None = None
+    storyboard: StoryboardPlan | None = None
 
 
 @dataclass(frozen=True)
@@ -117,7 +123,7 @@ def plan_ladder(width: int, height: int, fps: float | None = None) -> list[Rendi
 
     Each rung of LADDER is produced when the short side is at least RUNG_TOLERANCE of it.
     A source too small for any rung gets one rendition at its own (even) size, named
-    "480p" so the lowest playlist always exists.
+    after the lowest rung ("360p") so the lowest playlist always exists.
     """
     short, long_ = min(width, height), max(width, height)
     if short <= 0:
@@ -169,7 +175,8 @@ def transcode_hls(src_path: str | Path, out_dir: str | Path, info: MediaInfo, *,
     fps = output_fps(info.fps)
     n = len(ladder)
     frame_idx = _frame_indices(side.frame_times, fps) if side and side.frames else []
-    branches = n + (1 if frame_idx else 0)
+    sb = side.storyboard if side else None
+    branches = n + (1 if frame_idx else 0) + (1 if sb else 0)
     chains = [f"[0:v]fps={fps},format=yuv420p,split={branches}"
               + "".join(f"[s{i}]" for i in range(branches))]
     chains += [f"[s{i}]scale={r.width}:{r.height}:flags=bicubic,setsar=1[v{i}]"
@@ -179,6 +186,10 @@ def transcode_hls(src_path: str | Path, out_dir: str | Path, info: MediaInfo, *,
         picks = "+".join(f"eq(n,{i})" for i in frame_idx)
         w, h = side.frame_size
         chains.append(f"[s{n}]select='{picks}',scale={w}:{h}:flags=area,format=rgb24[thumbs]")
+    if sb:
+        chains.append(storyboard.filter_chain(sb, fps, f"s{branches - 1}", "storyboard"))
+        shutil.rmtree(out_dir / storyboard.FOLDER, ignore_errors=True)
+        (out_dir / storyboard.FOLDER).mkdir()
     args = ["-y", "-i", str(Path(src_path).resolve()), "-filter_complex", ";".join(chains)]
     streams = []
     for i, r in enumerate(ladder):
@@ -198,6 +209,8 @@ def transcode_hls(src_path: str | Path, out_dir: str | Path, info: MediaInfo, *,
     args += _hls_args(segment_s, "%v" if n > 1 else ladder[0].name)
     args += ["-var_stream_map", " ".join(streams), "%v.m3u8"]
     args += _side_output_args(side, frame_idx, info.has_audio)
+    if sb:
+        args += storyboard.output_args("storyboard")
     watcher = _SegmentWatcher(out_dir / "segments", on_segment) if on_segment else None
     try:
         run_ffmpeg(args, timeout_s=timeout_s, cwd=out_dir, capture_stdout=False)

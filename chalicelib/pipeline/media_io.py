@@ -24,7 +24,8 @@ _CHUNK = 8 * 1024 * 1024
 _UPLOAD_THREADS = 8
 CONTENT_TYPES = {".m3u8": "application/vnd.apple.mpegurl", ".m4s": "video/iso.segment",
                  ".mp4": "video/mp4", ".ts": "video/mp2t", ".jpg": "image/jpeg",
-                 ".json": "application/json", ".mpd": "application/dash+xml", ".wav": "audio/wav"}
+                 ".json": "application/json", ".mpd": "application/dash+xml", ".wav": "audio/wav",
+                 ".vtt": "text/vtt"}
 # Playlists change when a video is reprocessed; segments never do.
 CACHE_CONTROL = {".m3u8": "private, max-age=60", ".m4s": "private, max-age=31536000, immutable",
                  ".mp4": "private, max-age=31536000, immutable"}

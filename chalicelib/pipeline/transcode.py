@@ -6,7 +6,7 @@ per rendition: see bench/). The same decode also feeds the thumbnail
 candidates. The speech WAV the transcribe step reads comes from dedup's audio
 decode, so transcription runs beside this step (stepfunctions/pipeline.asl.json). Segments are uploaded while FFmpeg still encodes;
 init segments and playlists follow, the master playlist last. Outputs follow
-reference/001: processed-videos/{id}/{480p,720p,1080p,master}.m3u8 and segments/.
+reference/001: processed-videos/{id}/{360p,480p,720p,1080p,master}.m3u8 and segments/.
 """
 from __future__ import annotations
 
@@ -25,6 +25,10 @@ def asset_kind(key: str) -> str:
         return "hls_master"
     if key.endswith(".m3u8"):
         return "hls_playlist"
+    if key.endswith(".mpd"):
+        return "dash_manifest"
+    if "/storyboard" in key:
+        return "storyboard"
     if key.endswith(".jpg"):
         return "thumbnail"
     return "hls_segment"
@@ -32,8 +36,8 @@ def asset_kind(key: str) -> str:
 
 @stage_step("transcode")
 def run(event: Envelope) -> dict:
-    """Transcode the upload to HLS, store it and the thumbnail; record assets."""
-    from chalicelib.media import hls, probe, thumbnails
+    """Transcode the upload to HLS and DASH, store it, the thumbnail and the storyboard; record assets."""
+    from chalicelib.media import dash, hls, probe, storyboard, thumbnails
     from chalicelib.media.errors import InvalidMediaError, MediaTimeoutError
 
     video_id = event["video_id"]
@@ -48,7 +52,8 @@ def run(event: Envelope) -> dict:
             raise PermanentStepError(f"transcode failed: {exc.reason}", public=exc.public) from None
         side = hls.SideOutputs(frames=tmp / "frames.rgb",
                                frame_times=tuple(thumbnails.candidate_times(info)),
-                               frame_size=thumbnails.thumb_size(info))
+                               frame_size=thumbnails.thumb_size(info),
+                               storyboard=storyboard.plan(info.width, info.height, info.duration_s or 0.0))
         with media_io.Uploader() as up:
             try:
                 result = hls.transcode_hls(
@@ -60,15 +65,21 @@ def run(event: Envelope) -> dict:
             frame = tmp / "thumbnail.jpg"
             _thumbnail(src, info, side, result.frame_times, frame)
             up.submit(frame, storage.thumbnail_key(video_id))
-            assets = _store_ladder(up, out, prefix, result)
+            _store_ladder(up, out, prefix, result)
+            # The DASH MPD names the same segments: it goes up once they are all stored.
+            up.submit(out / dash.write_mpd(out, result), prefix + dash.MPD_NAME)
+            for rel in storyboard.finish(side.storyboard, out, result.duration_s):
+                up.submit(out / rel, prefix + rel)  # scrub-bar previews, from the same decode
+            assets = up.wait()
     media_io.record_assets(video_id, assets, asset_kind)
-    # "bitrates" in the contract are the rendition heights: [480, 720, 1080].
+    # "bitrates" in the contract are the rendition heights: [360, 480, 720, 1080].
     progress.update_video(video_id, duration_s=result.duration_s,
                           bitrates=sorted(int(r.name.rstrip("p")) for r in result.renditions))
     logger.info("transcoded", extra={"video_id": video_id, "renditions": len(result.renditions),
                                      "objects": len(assets)})
     return {"hls": {"master_key": storage.master_playlist_key(video_id),
                     "renditions": [r.name for r in result.renditions]},
+            "dash": {"manifest_key": storage.dash_manifest_key(video_id)},
             "has_audio": info.has_audio}
 
 

@@ -38,7 +38,7 @@ ROUTE_GROUPS: tuple[RouteGroup, ...] = (
                why="keyword + semantic search; invokes embed_query for the query vector"),
     RouteGroup("ops", (r"^/console", r"^/metrics"),
                why="the operations console (executions and their history) and metrics"),
-    RouteGroup("media", (r"^/api/videos/", r"^/files/", r"^/videos/[^/]+/stream$"),
+    RouteGroup("media", (r"^/api/videos/", r"^/files/", r"^/videos/[^/]+/(stream|captions\.vtt|storyboard\.vtt)$"),
                memory=1024,
                why="playlists and presigned segments for players: the hottest read path"),
     RouteGroup("processing", (r"^/processing/", r"^/videos/[^/]+/processing$"),

@@ -23,6 +23,7 @@ from tests.media import clips as make
 
 ROOT = Path(__file__).resolve().parents[2]
 HLS_JS = ROOT / "tests" / "tools" / "node_modules" / "hls.js" / "dist" / "hls.min.js"
+SHAKA = ROOT / "tests" / "tools" / "node_modules" / "shaka-player" / "dist" / "shaka-player.compiled.js"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 ADMIN_EMAIL = "admin@example.com"  # in ADMIN_EMAILS of the test stack
@@ -55,11 +56,12 @@ class _Quiet(http.server.SimpleHTTPRequestHandler):
 
 @pytest.fixture(scope="session")
 def player_site(tmp_path_factory):
-    """A page with hls.js (from npm, tests/tools) on its own origin, as a product's site would be."""
-    if not HLS_JS.exists():
-        pytest.fail("hls.js is not installed: run `make node-tools`")
+    """A page with hls.js and Shaka Player (from npm, tests/tools) on its own origin, as a product's site would be."""
+    if not HLS_JS.exists() or not SHAKA.exists():
+        pytest.fail("hls.js or shaka-player is not installed: run `make node-tools`")
     site = tmp_path_factory.mktemp("player-site")
     shutil.copy(HLS_JS, site / "hls.min.js")
+    shutil.copy(SHAKA, site / SHAKA.name)
     shutil.copy(Path(__file__).with_name("player.html"), site / "player.html")
     server = http.server.ThreadingHTTPServer(
         ("127.0.0.1", 0), functools.partial(_Quiet, directory=str(site)))
@@ -122,6 +124,19 @@ def admin(stack, google_key):
 
 
 @pytest.fixture(scope="session")
+def speech_video(member, tmp_path_factory, live_api):
+    """A processed 480p clip where someone speaks: its id and player URLs."""
+    clip = make.make_clip(tmp_path_factory.mktemp("speech") / "callout.mp4", scene="testsrc2", duration=6.0,
+                          size=(854, 480), speech="Enemy spotted on the left", seed=11)
+    vid = member["upload"](clip, title="Callout")
+    row = wait_for_final(vid, 240)
+    assert row["status"] == "complete", row["failure_reason"]
+    resp = member["client"].http.get(f"/videos/{vid}/stream", headers=member["me"]["headers"])
+    assert resp.status_code == 200, resp.body
+    return {"id": vid, **json.loads(resp.body)}
+
+
+@pytest.fixture(scope="session")
 def hd_video(member, delivery_clips, live_api):
     """A processed 720p clip: its id, execution name and player URL."""
     from chalicelib import db
@@ -133,7 +148,8 @@ def hd_video(member, delivery_clips, live_api):
     assert resp.status_code == 200, resp.body
     execution = db.fetch_one("SELECT execution_name FROM pipeline_executions WHERE video_id = %s",
                              (vid,))["execution_name"]
-    return {"id": vid, "execution": execution, "hls_url": json.loads(resp.body)["hls_url"],
+    urls = json.loads(resp.body)
+    return {"id": vid, "execution": execution, "hls_url": urls["hls_url"], "dash_url": urls["dash_url"],
             "row": row}
 
 

@@ -153,7 +153,7 @@ app.pipeline_mark_failed(failed, ctx("pipeline_mark_failed", "req-failed"))
     assert len(lines) == len(raw), run.stdout            # nothing but JSON
     stored = next(d for d in lines if d.get("message") == "mp4 fallbacks stored")
     assert stored["correlation_id"] == hd_video["execution"]
-    assert stored["function_request_id"] == "req-finalize" and stored["qualities"] == ["480p", "720p"]
+    assert stored["function_request_id"] == "req-finalize" and stored["qualities"] == ["360p", "480p", "720p"]
     assert stored["level"] == "INFO" and stored["timestamp"]
     videos_failed = _emf(lines, "VideosFailed")
     assert len(videos_failed) == 1 and videos_failed[0]["stage"] == "dedup"

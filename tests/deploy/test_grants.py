@@ -92,6 +92,8 @@ NEEDS: dict[str, list[Need]] = {
     "chalicelib.api.hls:_read": obj(HLS, GET),
     "chalicelib.api.hls:media_playlist": obj(HLS, GET),
     "chalicelib.api.hls:mp4_url": obj(HLS, GET),
+    "chalicelib.api.dash:manifest": obj(HLS, GET),
+    "chalicelib.api.storyboard:track": obj(HLS, GET),
     "chalicelib.api.moments:stream_clip": obj(CLIPS, GET),
     "chalicelib.api.moments:_start": machine("clips", "states:StartExecution"),
     "chalicelib.api.search:query_vector": function("embed_query", "lambda:InvokeFunction"),

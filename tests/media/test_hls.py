@@ -17,28 +17,32 @@ def _sizes(width: int, height: int, fps: float | None = None) -> list[tuple[str,
     return [(r.name, r.width, r.height) for r in plan_ladder(width, height, fps)]
 
 
-def test_ladder_1080p_source_gets_three_rungs() -> None:
-    assert _sizes(1920, 1080) == [("480p", 854, 480), ("720p", 1280, 720),
+def test_ladder_1080p_source_gets_four_rungs() -> None:
+    assert _sizes(1920, 1080) == [("360p", 640, 360), ("480p", 854, 480), ("720p", 1280, 720),
                                   ("1080p", 1920, 1080)]
 
 
 def test_ladder_never_upscales() -> None:
-    assert _sizes(1280, 720) == [("480p", 854, 480), ("720p", 1280, 720)]
+    assert _sizes(1280, 720) == [("360p", 640, 360), ("480p", 854, 480), ("720p", 1280, 720)]
+    assert _sizes(854, 480) == [("360p", 640, 360), ("480p", 854, 480)]
+    assert _sizes(640, 360) == [("360p", 640, 360)]
     assert _sizes(3840, 2160)[-1] == ("1080p", 1920, 1080)
 
 
 def test_ladder_near_rung_source_keeps_its_own_size() -> None:
     assert _sizes(1920, 1072)[-1] == ("1080p", 1920, 1072)
-    assert [n for n, _, _ in _sizes(1920, 900)] == ["480p", "720p"]
+    assert [n for n, _, _ in _sizes(1920, 900)] == ["360p", "480p", "720p"]
+    assert _sizes(600, 338) == [("360p", 600, 338)]
 
 
-def test_ladder_small_source_gets_one_480p_rendition_at_its_size() -> None:
-    assert _sizes(320, 180) == [("480p", 320, 180)]
-    assert _sizes(321, 181) == [("480p", 320, 180)]
+def test_ladder_small_source_gets_one_360p_rendition_at_its_size() -> None:
+    assert _sizes(320, 180) == [("360p", 320, 180)]
+    assert _sizes(321, 181) == [("360p", 320, 180)]
+    assert _sizes(480, 270) == [("360p", 480, 270)]
 
 
 def test_ladder_portrait_uses_the_short_side() -> None:
-    assert _sizes(1080, 1920) == [("480p", 480, 854), ("720p", 720, 1280),
+    assert _sizes(1080, 1920) == [("360p", 360, 640), ("480p", 480, 854), ("720p", 720, 1280),
                                   ("1080p", 1080, 1920)]
 
 
@@ -65,8 +69,8 @@ def test_layout_matches_the_storage_reference(hd_hls: tuple[Path, HlsResult]) ->
     on_disk = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
     assert on_disk == result.files
     top = {p.name for p in out.iterdir()}
-    assert top == {"480p.m3u8", "720p.m3u8", "1080p.m3u8", "master.m3u8", "segments"}
-    for name in ("480p", "720p", "1080p"):
+    assert top == {"360p.m3u8", "480p.m3u8", "720p.m3u8", "1080p.m3u8", "master.m3u8", "segments"}
+    for name in ("360p", "480p", "720p", "1080p"):
         assert f"segments/{name}_init.mp4" in result.files
         assert f"segments/{name}_00000.m4s" in result.files
     assert result.duration_s == pytest.approx(6.0, abs=0.1)
@@ -77,7 +81,7 @@ def test_master_playlist_has_every_attribute(hd_hls: tuple[Path, HlsResult]) -> 
     out, result = hd_hls
     text = (out / "master.m3u8").read_text()
     infs = re.findall(r"#EXT-X-STREAM-INF:(.*)\n(.*)", text)
-    assert [uri for _, uri in infs] == ["480p.m3u8", "720p.m3u8", "1080p.m3u8"]
+    assert [uri for _, uri in infs] == ["360p.m3u8", "480p.m3u8", "720p.m3u8", "1080p.m3u8"]
     for (attrs, _), rendition in zip(infs, result.renditions, strict=True):
         assert re.search(r"(^|,)BANDWIDTH=\d+", attrs)
         assert re.search(r"AVERAGE-BANDWIDTH=\d+", attrs)
@@ -131,13 +135,13 @@ def test_portrait_clip_without_audio_both_ways(media_dir: Path) -> None:
     single = transcode_hls(src, media_dir / "hls-portrait", info, timeout_s=60)
     split = transcode_hls_per_rendition(src, media_dir / "hls-portrait-2", info, timeout_s=60)
     assert single.files == split.files == [
-        "480p.m3u8", "master.m3u8", "segments/480p_00000.m4s", "segments/480p_00001.m4s",
-        "segments/480p_init.mp4"]
+        "360p.m3u8", "master.m3u8", "segments/360p_00000.m4s", "segments/360p_00001.m4s",
+        "segments/360p_init.mp4"]
     for result in (single, split):
         (r,) = result.renditions
         assert (r.width, r.height) == (180, 320)
         assert r.codecs.startswith("avc1.") and "mp4a" not in r.codecs
-    assert not probe(media_dir / "hls-portrait" / "480p.m3u8", inputs=GENERATED).has_audio
+    assert not probe(media_dir / "hls-portrait" / "360p.m3u8", inputs=GENERATED).has_audio
 
 
 @pytest.mark.slow

@@ -71,10 +71,10 @@ def test_original_is_transcoded_to_a_playable_ladder(client, uploader, media, s3
     assert row["status"] == "complete", row["failure_reason"]
     assert (row["width"], row["height"]) == (1280, 720)
     assert abs(row["duration_s"] - 6.0) < 0.2 and row["video_codec"] == "h264" and row["audio_codec"] == "aac"
-    assert row["bitrates"] == [480, 720]  # never upscaled past the 720p source
+    assert row["bitrates"] == [360, 480, 720]  # never upscaled past the 720p source
 
     keys = {o["Key"] for o in s3.list_objects_v2(Bucket="clipstream", Prefix=f"processed-videos/{vid}/")["Contents"]}
-    assert {f"processed-videos/{vid}/master.m3u8", f"processed-videos/{vid}/480p.m3u8",
+    assert {f"processed-videos/{vid}/master.m3u8", f"processed-videos/{vid}/360p.m3u8", f"processed-videos/{vid}/480p.m3u8",
             f"processed-videos/{vid}/720p.m3u8"} <= keys
     assert f"processed-videos/{vid}/1080p.m3u8" not in keys
     assert any(k.startswith(f"processed-videos/{vid}/segments/") for k in keys)
@@ -104,7 +104,7 @@ def test_original_is_transcoded_to_a_playable_ladder(client, uploader, media, s3
     assert "on the left" in words  # tiny.en hears "Enemy spotted" through the noise less well
 
     status, body = _get(client, f"/videos/{vid}/stream", uploader.me)
-    assert status == 200 and body["bitrates"] == [480, 720] and body["dash_url"] is None
+    assert status == 200 and body["bitrates"] == [360, 480, 720] and body["dash_url"]
     master = requests.get(body["hls_url"], timeout=10)
     assert master.status_code == 200
     assert master.headers["Content-Type"] == "application/vnd.apple.mpegurl"
@@ -116,7 +116,7 @@ def test_original_is_transcoded_to_a_playable_ladder(client, uploader, media, s3
     from chalicelib import storage
     from chalicelib.media.ffmpeg import ffmpeg_exe
 
-    for name in ("480p", "720p"):
+    for name in ("360p", "480p", "720p"):
         # Segments are fetched relative to the playlist: presign a URL under the same prefix.
         playlist_url = storage.presigned_get(f"processed-videos/{vid}/{name}.m3u8")
         text = requests.get(playlist_url, timeout=10).text
