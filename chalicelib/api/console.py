@@ -129,20 +129,28 @@ def states_from_history(events: list[dict]) -> tuple[list[dict], dict | None]:
     error it caught.
     """
     states: list[dict] = []
-    current: dict | None = None
     execution_error = None
+    # Parallel and Map branches interleave their events: each event belongs to the state its
+    # previousEventId chain started in, and a StateExited names its state.
+    owner: dict[int, dict] = {}
+    open_by_name: dict[str, dict] = {}
+    last: dict | None = None
     for event in sorted(events, key=lambda e: e["id"]):
         kind = event["type"]
+        current = owner.get(event.get("previousEventId"), last)
         if kind.endswith("StateEntered"):
             current = {"name": event["stateEnteredEventDetails"]["name"],
                        "type": kind[:-len("StateEntered")], "status": "running",
                        "entered_at": event["timestamp"], "exited_at": None, "attempts": 0,
                        "error": None, "retried_errors": []}
             states.append(current)
-        elif kind.endswith("StateExited") and current is not None:
-            current["exited_at"] = event["timestamp"]
-            if current["status"] == "running":
-                current["status"] = "succeeded"
+            open_by_name[current["name"]] = current
+        elif kind.endswith("StateExited"):
+            current = open_by_name.pop((event.get("stateExitedEventDetails") or {}).get("name"), current)
+            if current is not None:
+                current["exited_at"] = event["timestamp"]
+                if current["status"] == "running":
+                    current["status"] = "succeeded"
         elif kind in ("TaskScheduled", "LambdaFunctionScheduled") and current is not None:
             current["attempts"] += 1
             if current["error"]:  # the Retry of an earlier failed attempt
@@ -158,6 +166,9 @@ def states_from_history(events: list[dict]) -> tuple[list[dict], dict | None]:
                 current["error"] = current["error"] or _failure(event)
         elif current is not None and (failure := _failure(event)) is not None:
             current["error"], current["status"] = failure, "failed"
+        if current is not None:
+            owner[event["id"]] = current
+            last = current
     out = [{**s, "seconds": _seconds(s["entered_at"], s["exited_at"]),
             "entered_at": iso(s["entered_at"]), "exited_at": iso(s["exited_at"])} for s in states]
     return out, execution_error

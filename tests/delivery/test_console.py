@@ -24,13 +24,15 @@ def test_executions_show_states_timings_attempts_and_errors(hd_video, failed_vid
 
     assert done["status"] == "SUCCEEDED" and done["video_id"] == hd_video["id"] and done["title"] == "Clutch round"
     visited = [s["name"] for s in done["states"]]
-    assert visited[:2] == ["Dedup", "IsDuplicate"] and "Transcode" in visited and visited[-1] == "Finalize"
+    assert visited[:3] == ["Dedup", "IsDuplicate", "Process"] and visited[-1] == "Finalize"
+    assert {"Ladder", "Speech", "Analysis"} <= set(visited)      # the Parallel state's branches
     for state in done["states"]:
         assert state["status"] == "succeeded" and state["seconds"] is not None and state["seconds"] >= 0
         assert state["entered_at"] <= state["exited_at"]
-    transcode = next(s for s in done["states"] if s["name"] == "Transcode")
+    transcode = next(s for s in done["states"] if s["name"] == "Ladder")
     assert transcode["attempts"] == 1 and transcode["type"] == "Task"
-    assert done["seconds"] >= sum(s["seconds"] for s in done["states"] if s["type"] == "Task") * 0.9
+    # Branches overlap: the top-level states (the Parallel one spanning its branches) add up.
+    assert done["seconds"] >= sum(s["seconds"] for s in done["states"] if s["name"] in ASL_STATES) * 0.9
     runs = {r["stage"]: r for r in done["stage_runs"]}
     assert {"dedup", "transcode", "transcribe", "embed"} <= set(runs)
     assert all(r["status"] == "succeeded" and r["seconds"] > 0 for r in runs.values())
@@ -53,13 +55,14 @@ def test_graph_is_the_deployed_state_machine(admin, member):
     nodes = {n["id"]: n for n in graph["nodes"]}
     assert set(nodes) == ASL_STATES
     # The main path runs down the first column; failure handling sits beside it.
-    main = ["Dedup", "IsDuplicate", "Transcode", "Finalize"]
+    main = ["Dedup", "IsDuplicate", "Process", "Finalize"]
     assert all(nodes[n]["col"] == 0 for n in main)
     assert [nodes[n]["row"] for n in main] == sorted(nodes[n]["row"] for n in main)
     assert nodes["MarkFailed"]["col"] > 0 and nodes["MarkFailed"]["row"] > nodes["Finalize"]["row"]
     edges = {(e["from"], e["to"], e["kind"]) for e in graph["edges"]}
     assert ("Dedup", "IsDuplicate", "next") in edges and ("IsDuplicate", "MarkDuplicate", "choice") in edges
-    assert ("IsDuplicate", "Transcode", "default") in edges and ("Dedup", "DedupFailed", "catch") in edges
+    assert ("IsDuplicate", "Process", "default") in edges and ("Dedup", "DedupFailed", "catch") in edges
+    assert [b[0] for b in nodes["Process"]["branches"]] == ["Ladder", "Speech"]
 
 
 def test_console_data_is_for_platform_admins(member):
@@ -106,13 +109,14 @@ def test_console_page_in_chromium(browser, live_api, hd_video, failed_video, adm
 
         done.click()
         status = dict(page.eval_on_selector_all("svg g.state", "gs => gs.map(g => [g.dataset.state, g.dataset.status])"))
-        assert status["Dedup"] == status["Transcode"] == status["Finalize"] == "succeeded"
+        assert status["Dedup"] == status["Process"] == status["Finalize"] == "succeeded"
+        assert status["Transcode"] == "idle"                   # the serial shape's state
         assert status["MarkFailed"] == status["MarkDuplicate"] == "idle"
-        assert page.locator("#states tr[data-state=Transcode]").count() == 1
+        assert page.locator("#states tr[data-state=Ladder]").count() == 1
 
         failed.click()
         status = dict(page.eval_on_selector_all("svg g.state", "gs => gs.map(g => [g.dataset.state, g.dataset.status])"))
-        assert status["Dedup"] == "failed" and status["MarkFailed"] == "succeeded" and status["Transcode"] == "idle"
+        assert status["Dedup"] == "failed" and status["MarkFailed"] == "succeeded" and status["Process"] == "idle"
         shot = tmp_path / "console.png"
         page.screenshot(path=str(shot), full_page=True)
         assert script_errors == []
