@@ -46,7 +46,8 @@ _TIME = {"type": "string", "format": "date-time"}
 _INT = {"type": "integer"}
 # A client's vector clock (chalicelib.sync.crdt bounds; counts above the server's are a 400 too;
 # actor ids are 1 to 101 characters: propertyNames, which OpenAPI 3.0 tools may ignore).
-_CLOCK = {"type": "object", "description": "Actor ids (1 to 101 characters) to counts", "maxProperties": 64, "propertyNames": {"minLength": 1, "maxLength": 101},
+_CLOCK = {"type": "object", "description": "Actor ids (1 to 101 characters) to counts", "maxProperties": 64,
+          "propertyNames": {"minLength": 1, "maxLength": 101},
           "additionalProperties": {"type": "integer", "minimum": 0, "maximum": 2**31 - 1}}
 _NUM = {"type": "number"}
 _BOOL = {"type": "boolean"}
