@@ -104,7 +104,8 @@ def parse_uuid(value: str, what: str = "Resource") -> str:
 
 
 def paging(request: Any) -> tuple[int, int]:
-    """(page, limit) from ?page=&limit=, 1-based, limit capped."""
+    """(page, limit) from ?page=&limit=, 1-based; a limit above MAX_PAGE_LIMIT is a 400, not capped,
+    so the client knows how many rows a page holds (the OpenAPI document says maximum 100)."""
     params = request.query_params or {}
     details = []
     page, limit = 1, DEFAULT_PAGE_LIMIT
@@ -120,8 +121,10 @@ def paging(request: Any) -> tuple[int, int]:
         limit = int(params.get("limit", DEFAULT_PAGE_LIMIT))
         if limit < 1:
             details.append("limit must be 1 or more")
+        elif limit > MAX_PAGE_LIMIT:
+            details.append(f"limit must be at most {MAX_PAGE_LIMIT}")
     except ValueError:
         details.append("limit must be an integer")
     if details:
         raise ValidationError("Invalid pagination", details=details)
-    return page, min(limit, MAX_PAGE_LIMIT)
+    return page, limit

@@ -14,6 +14,7 @@ from typing import Any
 
 from chalicelib import failures
 from chalicelib.api import routes
+from chalicelib.config import MAX_UPLOAD_BYTES
 
 TITLE = "Clipstream API"
 VERSION = "1.0.0"
@@ -43,8 +44,10 @@ _S = {"type": "string"}
 _UUID = {"type": "string", "format": "uuid"}
 _TIME = {"type": "string", "format": "date-time"}
 _INT = {"type": "integer"}
-# A client's vector clock (chalicelib.sync.crdt bounds; counts above the server's are a 400 too).
-_CLOCK = {"type": "object", "maxProperties": 64, "propertyNames": {"minLength": 1, "maxLength": 101},
+# A client's vector clock (chalicelib.sync.crdt bounds; counts above the server's are a 400 too;
+# actor ids are 1 to 101 characters: propertyNames, which OpenAPI 3.0 tools may ignore).
+_CLOCK = {"type": "object", "description": "Actor ids (1 to 101 characters) to counts", "maxProperties": 64,
+          "propertyNames": {"minLength": 1, "maxLength": 101},
           "additionalProperties": {"type": "integer", "minimum": 0, "maximum": 2**31 - 1}}
 _NUM = {"type": "number"}
 _BOOL = {"type": "boolean"}
@@ -58,19 +61,60 @@ def _nullable(schema: dict) -> dict:
     return {**schema, "nullable": True}
 
 
+# Text: Postgres stores no NUL (U+0000), so no string of a request holds one; "nonblank" text has a
+# character other than whitespace, "visible" text one other than whitespace and control characters
+# (titles and tags lose their control characters and surrounding blanks).
+_NO_NUL = r"^[^\x00]*$"
+_NONBLANK = r"^[^\x00]*[^\s\x00][^\x00]*$"
+_VISIBLE = r"^[^\x00]*[^\s\x00-\x1f\x7f][^\x00]*$"
+
+
+def _text(max_length: int | None = None, *, pattern: str = _NO_NUL, min_length: int = 0) -> dict:
+    schema: dict[str, Any] = {"type": "string", "pattern": pattern}
+    if min_length:
+        schema["minLength"] = min_length
+    if max_length is not None:
+        schema["maxLength"] = max_length
+    return schema
+
+
+def _one_of_required(*names: str) -> list[dict]:
+    """anyOf branches: at least one of names is present."""
+    return [{"required": [name]} for name in names]
+
+
+_TAG = _text(40, pattern=_VISIBLE)
+_TAGS = {"type": "array", "maxItems": 20, "items": _TAG}
+_TITLE = _text(200, pattern=_VISIBLE)
+_NOTE = _nullable(_text(1000))
+# chalicelib.api.invites bounds
+_INVITE_FIELDS = {"role": {"type": "string", "enum": ["creator", "viewer"]},
+                  "expires_in_hours": {"type": "number", "exclusiveMinimum": True, "minimum": 0,
+                                       "maximum": 24 * 365 * 10},
+                  "expires_at": _nullable(_TIME),
+                  "usage_limit": _nullable({"type": "integer", "minimum": 1, "maximum": 1_000_000})}
+# An upload's filename ends in .mp4, .avi or .mov (any case) and its content_type matches it.
+_UPLOAD_KINDS = {"mp4": ["video/mp4"], "mov": ["video/quicktime", "video/mov"],
+                 "avi": ["video/x-msvideo", "video/avi", "video/msvideo", "video/vnd.avi"]}
+
+
 SCHEMAS: dict[str, dict] = {
     "Error": _obj({"error": _S, "details": _arr(_S)}, ("error",)),
     "User": _obj({"id": _UUID, "email": _S, "name": _S, "avatar": _nullable(_S)}),
-    "AuthVerifyRequest": _obj({"id_token": _S, "credential": _S}),
+    # The Google ID token as id_token (or credential, as Google Identity Services names it).
+    "AuthVerifyRequest": {**_obj({"id_token": _S, "credential": _S}),
+                          "anyOf": [{"required": ["id_token"], "properties": {"id_token": {"minLength": 1}}},
+                                    {"required": ["credential"], "properties": {"credential": {"minLength": 1}}}]},
     "AuthSession": _obj({"user": _ref("User"), "app_token": _S, "expires_at": _TIME,
                          "refresh_token": _S}, ("app_token", "expires_at")),
-    "RefreshRequest": _obj({"refresh_token": _S}, ("refresh_token",)),
-    "StreamCreate": _obj({"name": {"type": "string", "minLength": 1, "maxLength": 100},
-                          "description": {"type": "string", "maxLength": 2000},
-                          "settings": {"type": "object"}}, ("name",)),
-    "StreamUpdate": _obj({"name": {"type": "string", "minLength": 1, "maxLength": 100},
-                          "description": {"type": "string", "maxLength": 2000},
-                          "settings": {"type": "object"}}),
+    "RefreshRequest": _obj({"refresh_token": {"type": "string", "minLength": 1}}, ("refresh_token",)),
+    "StreamCreate": _obj({"name": _text(100, pattern=_NONBLANK),
+                          "description": _nullable(_text(2000)),
+                          "settings": {"type": "object", "description": "At most 16 KiB of JSON"}}, ("name",)),
+    "StreamUpdate": {**_obj({"name": _text(100, pattern=_NONBLANK),
+                             "description": _nullable(_text(2000)),
+                             "settings": {"type": "object", "description": "At most 16 KiB of JSON; replaced whole"}}),
+                     "anyOf": _one_of_required("name", "description", "settings")},
     "Stream": _obj({"id": _UUID, "name": _S, "description": _S, "owner_id": _UUID,
                     "owner": _ref("User"), "settings": {"type": "object"}, "user_role": _ROLE,
                     "member_count": _INT, "created_at": _TIME}),
@@ -81,14 +125,21 @@ SCHEMAS: dict[str, dict] = {
     "Member": _obj({"user_id": _UUID, "name": _S, "email": _S, "avatar": _nullable(_S),
                     "role": _ROLE, "joined_at": _TIME}),
     "MemberUpdate": _obj({"role": _ROLE}, ("role",)),
-    "InviteCreate": _obj({"role": {"type": "string", "enum": ["creator", "viewer"]},
-                          "expires_in_hours": _NUM, "expires_at": _nullable(_TIME),
-                          "usage_limit": _nullable({"type": "integer", "minimum": 1})}),
+    # expires_in_hours or expires_at (null: never), not both; expires_at must be in the future.
+    "InviteCreate": {**_obj(_INVITE_FIELDS, ("role",)), "not": {"required": ["expires_in_hours", "expires_at"]}},
+    "InviteUpdate": {**_obj(_INVITE_FIELDS), "not": {"required": ["expires_in_hours", "expires_at"]},
+                     "anyOf": _one_of_required(*_INVITE_FIELDS)},
     "Invite": _obj({"code": _S, "role": _S, "expires_at": _nullable(_TIME),
                     "usage_limit": _nullable(_INT), "created_at": _TIME}),
-    "UploadRequest": _obj({"filename": _S, "title": {"type": "string", "maxLength": 200},
-                           "size_bytes": {"type": "integer", "minimum": 1},
-                           "content_type": _S}, ("filename", "size_bytes", "content_type")),
+    "UploadRequest": {**_obj({"filename": _text(255, pattern=_VISIBLE),
+                              "title": _nullable({**_TITLE, "description": "Defaults to the filename"}),
+                              "size_bytes": {"type": "integer", "minimum": 1, "maximum": MAX_UPLOAD_BYTES,
+                                             "description": "Above the maximum, or over the uploader's"
+                                                            " storage quota: 413"},
+                              "content_type": _S}, ("filename", "size_bytes", "content_type")),
+                      "anyOf": [{"properties": {
+                          "filename": {"pattern": "[.]" + "".join(f"[{c.lower()}{c.upper()}]" for c in ext) + "$"},
+                          "content_type": {"enum": types}}} for ext, types in _UPLOAD_KINDS.items()]},
     "UploadCreated": _obj({"id": _UUID, "processing_index": _INT, "upload_url": _S,
                            "upload_method": _S, "upload_headers": {"type": "object"},
                            "upload": _obj({"url": _S, "fields": {"type": "object"}}),
@@ -115,15 +166,15 @@ SCHEMAS: dict[str, dict] = {
         "thumbnail_url": _S, "total_likes": _INT, "liked": _BOOL},
         ("id", "stream_id", "title", "description", "tags", "status", "processing_index",
          "total_likes")),
-    "VideoUpdate": _obj({"title": {"type": "string", "minLength": 1, "maxLength": 200},
-                         "description": {"type": "string", "maxLength": 5000},
-                         "tags": {"type": "array", "maxItems": 20,
-                                  "items": {"type": "string", "minLength": 1, "maxLength": 40}},
-                         "category": _nullable({"type": "string", "maxLength": 50}),
-                         "featured": _BOOL,
-                         "vector_clock": _CLOCK,
-                         "version": {"type": "integer", "minimum": 1}},
-                        extra=False),
+    "VideoUpdate": {**_obj({"title": _TITLE,
+                            "description": _nullable(_text(5000)),
+                            "tags": _TAGS,
+                            "category": _nullable(_text(50)),
+                            "featured": _BOOL,
+                            "vector_clock": _nullable(_CLOCK),
+                            "version": _nullable({"type": "integer", "minimum": 1, "maximum": 2**31 - 1})},
+                           extra=False),
+                    "anyOf": _one_of_required("title", "description", "tags", "category", "featured")},
     "StreamUrls": _obj({"hls_url": _S, "dash_url": _nullable(_S), "bitrates": _arr(_INT)},
                        ("hls_url", "bitrates")),
     "LikeState": _obj({"liked": _BOOL, "total_likes": _INT}, ("liked", "total_likes")),
@@ -150,7 +201,13 @@ SCHEMAS: dict[str, dict] = {
                               "status": _S, "failure_reason": _nullable(_FAILURE),
                               "failure_detail": _nullable(_S),
                               "history": _arr({"type": "object"})}),
-    "RetryRequest": _obj({"video_id": _UUID, "video_ids": _arr(_UUID)}),
+    # video_ids (1 to 100), or video_id alone.
+    "RetryRequest": {**_obj({"video_id": _nullable(_UUID),
+                             "video_ids": _nullable({"type": "array", "minItems": 1, "maxItems": 100,
+                                                     "items": _UUID})}),
+                     "anyOf": [{"required": ["video_ids"], "properties": {"video_ids": {"type": "array"}}},
+                               {"required": ["video_id"], "properties": {"video_id": {"type": "string"},
+                                                                         "video_ids": {"enum": [None]}}}]},
     "Health": _obj({"status": _S, "database": _S, "storage": _S, "issues": _arr(_S)}),
     # moments, clips and sync
     "Moment": _obj({"id": _UUID, "video_id": _UUID, "start_time": _NUM, "end_time": _NUM,
@@ -169,14 +226,29 @@ SCHEMAS: dict[str, dict] = {
                                   "total": _INT, "pending": _INT, "extracting": _INT, "ready": _INT,
                                   "failed": _INT, "clips": _arr({"type": "object"})},
                                  ("video_id", "status", "total", "clips")),
-    "SyncOperation": _obj({"id": {"type": "string", "minLength": 1, "maxLength": 100},
-                           "type": {"type": "string", "enum": ["update_title", "update_description",
-                                                               "update_category", "update_featured",
-                                                               "add_tag", "remove_tag", "set_tags"]},
-                           "value": {}, "tag": _S, "tags": _arr(_S)}, ("type",)),
+    # value (tag / tags for the tag operations) is checked like the field in PUT /videos/{video_id}.
+    "SyncOperation": {**_obj({"id": _nullable({"type": "string", "minLength": 1, "maxLength": 100}),
+                              "type": {"type": "string", "enum": ["update_title", "update_description",
+                                                                  "update_category", "update_featured",
+                                                                  "add_tag", "remove_tag", "set_tags"]},
+                              "value": {}, "tag": _TAG, "tags": _TAGS}, ("type",)),
+                      "anyOf": [
+                          {"properties": {"type": {"enum": ["update_title"]}, "value": _TITLE}, "required": ["value"]},
+                          {"properties": {"type": {"enum": ["update_description"]}, "value": _nullable(_text(5000))},
+                           "required": ["value"]},
+                          {"properties": {"type": {"enum": ["update_category"]}, "value": _nullable(_text(50))},
+                           "required": ["value"]},
+                          {"properties": {"type": {"enum": ["update_featured"]}, "value": _BOOL},
+                           "required": ["value"]},
+                          {"properties": {"type": {"enum": ["add_tag", "remove_tag"]}}, "required": ["tag"]},
+                          {"properties": {"type": {"enum": ["add_tag", "remove_tag"]}, "value": _TAG},
+                           "required": ["value"], "not": {"required": ["tag"]}},
+                          {"properties": {"type": {"enum": ["set_tags"]}}, "required": ["tags"]},
+                          {"properties": {"type": {"enum": ["set_tags"]}, "value": _TAGS},
+                           "required": ["value"], "not": {"required": ["tags"]}}]},
     "SyncRequest": _obj({"video_id": _UUID,
                          "client_vector_clock": _CLOCK,
-                         "client_version": {"type": "integer", "minimum": 1},
+                         "client_version": _nullable({"type": "integer", "minimum": 1, "maximum": 2**31 - 1}),
                          "device_id": {"type": "string", "pattern": "^[A-Za-z0-9_.-]{1,64}$"},
                          "operations": {"type": "array", "maxItems": 100, "items": _ref("SyncOperation")}},
                         ("video_id",), extra=False),
@@ -201,7 +273,7 @@ SCHEMAS: dict[str, dict] = {
                            ("views", "unique_viewers", "watch_seconds", "by_day")),
     "ReportRequest": _obj({"reason": {"type": "string", "enum": ["spam", "harassment", "hate", "violence",
                                                                  "sexual", "copyright", "cheating", "other"]},
-                           "details": {"type": "string", "maxLength": 1000}}, ("reason",), extra=False),
+                           "details": _NOTE}, ("reason",), extra=False),
     "Report": _obj({"id": _UUID, "video_id": _UUID, "stream_id": _UUID, "video_title": _S,
                     # reporter_id/_email: left out for the stream admins (GET /streams/{id}/reports)
                     "video_hidden": _BOOL, "reporter_id": _UUID, "reporter_email": _S, "reason": _S,
@@ -211,14 +283,14 @@ SCHEMAS: dict[str, dict] = {
                     "resolution": _nullable(_S), "note": _S}, ("id", "video_id", "reason", "status")),
     "ReportList": _obj({"reports": _arr({"$ref": "#/components/schemas/Report"}), "status": _S,
                         "page": _INT, "limit": _INT, "total": _INT}, ("reports",)),
-    "ResolveRequest": _obj({"note": {"type": "string", "maxLength": 1000}, "hide_video": _BOOL}, extra=False),
-    "DismissRequest": _obj({"note": {"type": "string", "maxLength": 1000}}, extra=False),
-    "HideRequest": _obj({"reason": {"type": "string", "maxLength": 1000}}, extra=False),
+    "ResolveRequest": _obj({"note": _NOTE, "hide_video": _BOOL}, extra=False),
+    "DismissRequest": _obj({"note": _NOTE}, extra=False),
+    "HideRequest": _obj({"reason": _NOTE}, extra=False),
     "Visibility": _obj({"video_id": _UUID, "hidden": _BOOL, "hidden_at": _nullable(_TIME),
                         "hidden_by": _nullable(_UUID),
                         "level": _nullable({"type": "string", "enum": ["platform", "stream"]}),
                         "reason": _nullable(_S)}, ("video_id", "hidden")),
-    "BanRequest": _obj({"user_id": _UUID, "reason": {"type": "string", "maxLength": 1000}}, ("user_id",),
+    "BanRequest": _obj({"user_id": _UUID, "reason": _NOTE}, ("user_id",),
                        extra=False),
     "Ban": _obj({"stream_id": _UUID, "user_id": _UUID, "reason": _S, "banned_by": _nullable(_UUID),
                  "created_at": _TIME}, ("stream_id", "user_id")),
@@ -251,10 +323,11 @@ _DAYS = {"name": "days", "in": "query", "schema": {"type": "integer", "minimum":
 _REPORT_FILTERS = [{"name": "status", "in": "query",
                     "schema": {"type": "string", "enum": ["pending", "resolved", "dismissed", "all"]}},
                    {"name": "video_id", "in": "query", "schema": _UUID},
-                   {"name": "reason", "in": "query", "schema": {"type": "string", "maxLength": 100}}]
-_AUDIT_FILTERS = [{"name": "action", "in": "query", "schema": {"type": "string", "maxLength": 100}},
+                   {"name": "reason", "in": "query", "schema": _text(100, min_length=1)}]
+_AUDIT_FILTERS = [{"name": "action", "in": "query", "schema": _text(100, min_length=1)},
                   {"name": "actor_id", "in": "query", "schema": _UUID},
-                  {"name": "target_id", "in": "query", "schema": {"type": "string", "maxLength": 100}}]
+                  {"name": "target_id", "in": "query", "schema": _text(100, min_length=1)}]
+_Q = {"name": "q", "in": "query", "required": True, "schema": _text(200, pattern=_NONBLANK)}
 
 # (method, path) → summary, request body schema, success status and response.
 OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
@@ -296,16 +369,19 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/invites/{code}/join"): {"summary": "Join a stream with an invite code",
                                        "optional_body": True},
     ("PUT", "/streams/{stream_id}/invites/{code}"): {"summary": "Update an invite (admins)",
-                                                     "body": _ref("InviteCreate")},
+                                                     "body": _ref("InviteUpdate")},
     ("DELETE", "/streams/{stream_id}/invites/{code}"): {"summary": "Revoke an invite (admins)",
                                                         "ok": ("204", _NO_CONTENT)},
     ("GET", "/streams/{stream_id}/videos"): {"summary": "A stream's videos, newest first",
                                              "query": _PAGED, "ok": ("200", _json(_ref("VideoList")))},
     ("POST", "/streams/{stream_id}/videos"): {
         "summary": "Create a video and get presigned upload URLs (creators)",
-        "body": _ref("UploadRequest"), "ok": ("201", _json(_ref("UploadCreated"), "Created"))},
+        "body": _ref("UploadRequest"), "also": ("413",),
+        "ok": ("201", _json(_ref("UploadCreated"), "Created"))},
     ("GET", "/videos/{video_id}"): {"summary": "Video details", "ok": ("200", _json(_ref("Video")))},
-    ("PUT", "/videos/{video_id}"): {"summary": "Edit title, description, tags (uploader or admin)",
+    ("PUT", "/videos/{video_id}"): {"also": ("409",),
+                                    "summary": "Edit title, description, tags (uploader or admin); with a stale"
+                                               " vector_clock, a field someone else changed since is a 409",
                                     "body": _ref("VideoUpdate"), "ok": ("200", _json(_ref("Video")))},
     ("DELETE", "/videos/{video_id}"): {
         "summary": "Delete a video with all its files (uploader or admin); repeat to resume",
@@ -323,21 +399,26 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
     ("GET", "/api/videos/{video_id}/hls/{quality}/playlist.m3u8"): {"also": ("202",), 
         "summary": "HLS media playlist with presigned segment URLs",
         "query": [_TOKEN], "ok": ("200", _PLAYLIST)},
-    ("GET", "/api/videos/{video_id}/dash/manifest.mpd"): {
+    ("GET", "/api/videos/{video_id}/dash/manifest.mpd"): {"also": ("202",),
+        
         "summary": "DASH MPD over the HLS ladder's fMP4 segments, every URI presigned (token from GET /videos/{video_id}/stream)",
         "query": [_TOKEN], "ok": ("200", {"description": "A DASH MPD",
                                           "content": {"application/dash+xml": {"schema": {"type": "string"}}}})},
-    ("GET", "/videos/{video_id}/captions.vtt"): {
+    ("GET", "/videos/{video_id}/captions.vtt"): {"also": ("202",),
+        
         "summary": "Captions as one WebVTT file, from the transcript (bearer or playback token); 404 when nobody speaks",
         "query": [_TOKEN], "ok": ("200", _VTT)},
-    ("GET", "/videos/{video_id}/storyboard.vtt"): {
+    ("GET", "/videos/{video_id}/storyboard.vtt"): {"also": ("202",),
+        
         "summary": "Scrub-bar previews: WebVTT thumbnails track, each cue a presigned sprite sheet URL with #xywh=x,y,w,h"
                    " (bearer or playback token)",
         "query": [_TOKEN], "ok": ("200", _VTT)},
-    ("GET", "/api/videos/{video_id}/captions.m3u8"): {
+    ("GET", "/api/videos/{video_id}/captions.m3u8"): {"also": ("202",),
+        
         "summary": "HLS subtitles playlist of segmented WebVTT (the master's SUBTITLES rendition)",
         "query": [_TOKEN], "ok": ("200", _PLAYLIST)},
-    ("GET", "/api/videos/{video_id}/captions/{segment}"): {
+    ("GET", "/api/videos/{video_id}/captions/{segment}"): {"also": ("202",),
+        
         "summary": "One segmented WebVTT file (00000.vtt, 00001.vtt ...)",
         "query": [_TOKEN], "ok": ("200", _VTT)},
     ("GET", "/api/videos/{video_id}/stream/{quality}"): {"also": ("202",),
@@ -361,11 +442,9 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
     ("GET", "/videos/{video_id}/embeddings"): {"also": ("202",), "summary": "Video embeddings"},
     ("GET", "/videos/{video_id}/timeline"): {"also": ("202",), "summary": "Timeline view data"},
     ("GET", "/search"): {"summary": "Search videos by title and speech",
-                         "query": [{"name": "q", "in": "query", "required": True,
-                                    "schema": {"type": "string", "minLength": 1, "pattern": r"\S"}}, *_PAGED]},
+                         "query": [_Q, *_PAGED]},
     ("GET", "/search/suggestions"): {"summary": "Search suggestions",
-                                     "query": [{"name": "q", "in": "query", "required": True,
-                                                "schema": {"type": "string", "minLength": 1, "pattern": r"\S"}}]},
+                                     "query": [_Q]},
     ("POST", "/videos/{video_id}/like"): {"summary": "Like or unlike (toggle)",
                                           "ok": ("200", _json(_ref("LikeState")))},
     ("GET", "/videos/{video_id}/likes"): {"summary": "Like count and the caller's like",
@@ -479,7 +558,11 @@ def document(app: Any) -> dict:
     return {
         "openapi": "3.0.3",
         "info": {"title": TITLE, "version": VERSION,
-                 "description": "Gaming clips: streams, uploads, processing, social features."},
+                 "description": "Gaming clips: streams, uploads, processing, social features."
+                                " No string of a request (JSON bodies at any depth, keys too, and query"
+                                " values) may hold a NUL character (U+0000) or a lone surrogate: a 400."
+                                " Query parameters an operation does not declare are ignored;"
+                                " list pages are 1 to 100000 and limit 1 to 100 (more is a 400)."},
         "servers": [{"url": _server_url()}],
         "security": [{"bearerAuth": []}],
         "paths": paths,
@@ -493,12 +576,14 @@ def document(app: Any) -> dict:
 
 
 # Extra statuses an operation declares with "also"; 202 is a NotReadyError (processing not done yet).
-_ALSO = {"202": "NotReady", "401": "Unauthorized", "404": "NotFound", "409": "Conflict"}
+_ALSO = {"202": "NotReady", "401": "Unauthorized", "404": "NotFound", "409": "Conflict",
+         "413": "TooLarge"}
 _ERRORS = {"BadRequest": "Invalid request (details list every problem)",
            "NotReady": "Not ready yet (the video is still processing)",
            "Conflict": "Conflicts with the current state",
            "Unauthorized": "Authentication required", "Forbidden": "Access denied",
            "NotFound": "Not found", "Gone": "Expired",
+           "TooLarge": "Too large (over the size limit or the uploader's storage quota)",
            "TooManyRequests": "Rate limit reached (Retry-After header and retry_after say when to retry)"}
 
 

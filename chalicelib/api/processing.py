@@ -206,7 +206,7 @@ def duplicates(user: dict, page: int, limit: int, kind: str | None = None) -> di
     platform admins see the latter (pipeline.dedup records them, nothing else reads them).
     """
     require_platform_admin(user)
-    kind = kind or "all"
+    kind = "all" if kind is None else kind      # ?kind= (empty) is no kind, as the document says
     if kind not in (*DUPLICATE_KINDS, "all"):
         raise ValidationError("Invalid kind", details=[f"kind must be one of {', '.join(DUPLICATE_KINDS)}, all"])
     kinds = list(DUPLICATE_KINDS) if kind == "all" else [kind]

@@ -69,8 +69,8 @@ def validate(body: dict) -> dict:
     if not isinstance(content_type, str) or content_type.split(";")[0].strip().lower() not in CONTENT_TYPES[ext]:
         details.append(f"content_type must be one of {', '.join(sorted(CONTENT_TYPES[ext]))} for .{ext}")
     title = body.get("title")
-    if title is None:
-        title = filename.rsplit(".", 1)[0]
+    if title is None:   # the file's name without its extension; all of it when that leaves nothing (".mp4")
+        title = filename.rsplit(".", 1)[0].strip() or filename
     if not isinstance(title, str) or not title.strip():
         details.append("title must be a non-empty string")
     elif len(title) > MAX_TITLE:

@@ -190,13 +190,16 @@ def test_list_streams_pagination(client, sign_in):
     assert (first["total"], len(first["streams"]), len(second["streams"])) == (3, 2, 1)
     assert {s["id"] for s in first["streams"] + second["streams"]} == set(ids)
     assert first["streams"][0]["id"] == ids[-1]  # newest first
-    _, capped = call(client, "GET", "/streams?limit=1000", me)
-    assert capped["limit"] == 100 and len(capped["streams"]) == 3
+    _, most = call(client, "GET", "/streams?limit=100", me)
+    assert most["limit"] == 100 and len(most["streams"]) == 3
+    status, over = call(client, "GET", "/streams?limit=1000", me)     # refused, not silently capped
+    assert status == 400 and over["details"] == ["limit must be at most 100"]
     _, beyond = call(client, "GET", "/streams?page=9", me)
     assert beyond["streams"] == [] and beyond["total"] == 3
 
 
-@pytest.mark.parametrize("query", ["page=0", "page=abc", "limit=0", "limit=-5", "limit=x"])
+@pytest.mark.parametrize("query", ["page=0", "page=abc", "limit=0", "limit=-5", "limit=x", "limit=101",
+                                   "page=100001"])
 def test_bad_paging_is_400(client, crew, query):
     for path in ("/streams", f"/streams/{crew['sid']}/members", f"/streams/{crew['sid']}/invites"):
         status, body = call(client, "GET", f"{path}?{query}", crew["admin"])
@@ -214,8 +217,8 @@ def test_members_list(client, crew):
     assert first["user_id"] == crew["admin"]["user"]["id"] and first["joined_at"].endswith("Z")
     _, page2 = call(client, "GET", f"/streams/{crew['sid']}/members?limit=2&page=2", crew["viewer"])
     assert [m["role"] for m in page2["members"]] == ["viewer"] and page2["limit"] == 2
-    _, capped = call(client, "GET", f"/streams/{crew['sid']}/members?limit=500", crew["viewer"])
-    assert capped["limit"] == 100
+    status, over = call(client, "GET", f"/streams/{crew['sid']}/members?limit=500", crew["viewer"])
+    assert status == 400 and over["details"] == ["limit must be at most 100"]
 
 
 def test_members_list_access(client, crew):
