@@ -15,7 +15,7 @@ from chalicelib.api import invites, streams
 from chalicelib.api import files, openapi, social, storyboard, system
 from chalicelib.api import analytics, moderation
 from chalicelib.api import moments, sync
-from chalicelib.api import multipart
+from chalicelib.api import catalog, multipart
 from chalicelib import ratelimit
 from chalicelib.api import console, metrics
 from chalicelib import aws, observability
@@ -371,6 +371,12 @@ def admin_duplicates() -> dict:
 
 
 # ---------------------------------------------------------------- video details, social, files, shares, system
+
+@app.route("/videos", methods=["GET"])
+@handles_errors
+def videos_catalog() -> dict:
+    return catalog.list_catalog(_user(), _query(), *paging(app.current_request))
+
 
 @app.route("/streams/{stream_id}/videos", methods=["GET"])
 @handles_errors

@@ -103,6 +103,12 @@ SCHEMAS: dict[str, dict] = {
                                                "headers": {"type": "object"}})),
                            "received": _arr(_obj({"part_number": _INT, "size": _INT, "etag": _S})),
                            "expires_at": _TIME, "max_size": _S}, ("id", "processing_index")),
+    "Catalog": _obj({"videos": _arr(_obj({
+        "id": _UUID, "stream_id": _UUID, "title": _S, "description": _S, "duration": _nullable(_NUM),
+        "processing_index": _INT, "status": _S, "category": _nullable(_S), "tags": _arr(_S),
+        "featured": _BOOL, "uploaded_at": _TIME, "uploaded_by": _UUID, "thumbnail_url": _S})),
+        "pagination": _obj({"page": _INT, "limit": _INT, "total": _INT, "totalPages": _INT},
+                           ("page", "limit", "total", "totalPages"))}, ("videos", "pagination")),
     "MultipartComplete": _obj({"upload_id": _S, "parts": _arr(_obj({"part_number": _INT, "etag": _S},
                                                                    ("part_number", "etag")))},
                               ("upload_id", "parts")),
@@ -316,6 +322,17 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
                                                      "body": _ref("InviteCreate")},
     ("DELETE", "/streams/{stream_id}/invites/{code}"): {"summary": "Revoke an invite (admins)",
                                                         "ok": ("204", _NO_CONTENT)},
+    ("GET", "/videos"): {
+        "summary": "The catalog: videos of every stream the caller is a member of, newest first, filtered",
+        "query": _PAGED + [
+            {"name": "category", "in": "query", "schema": {"type": "string", "minLength": 1, "maxLength": 50}},
+            {"name": "tag", "in": "query", "schema": {"type": "string", "minLength": 1, "maxLength": 40}},
+            {"name": "status", "in": "query",
+             "schema": {"type": "string", "enum": ["ready", "complete", "processing", "failed", "duplicate"]}},
+            {"name": "featured", "in": "query", "schema": {"type": "string", "enum": ["true", "false", "1", "0"]}},
+            {"name": "search", "in": "query", "description": "in title or description (q: the same)",
+             "schema": {"type": "string", "minLength": 1, "maxLength": 200}}],
+        "ok": ("200", _json(_ref("Catalog")))},
     ("GET", "/streams/{stream_id}/videos"): {"summary": "A stream's videos, newest first",
                                              "query": _PAGED, "ok": ("200", _json(_ref("VideoList")))},
     ("POST", "/streams/{stream_id}/videos"): {

@@ -14,3 +14,14 @@ CREATE TABLE IF NOT EXISTS multipart_uploads (
 CREATE UNIQUE INDEX IF NOT EXISTS multipart_uploads_one_open ON multipart_uploads (video_id)
     WHERE status = 'open';
 CREATE INDEX IF NOT EXISTS multipart_uploads_video ON multipart_uploads (video_id);
+
+-- The catalog (GET /videos, chalicelib/api/catalog.py): the videos of the caller's
+-- streams, newest first, filtered. The live videos of a stream in upload order,
+-- carrying the filter columns, so the page and its total come from an
+-- index-only scan; tags and the text filter (title or description, ILIKE) from
+-- GIN indexes (the title's trigram index exists already).
+CREATE INDEX IF NOT EXISTS videos_catalog ON videos (stream_id, uploaded_at DESC, id)
+    INCLUDE (status, category, featured, hidden_at, tags) WHERE deleted_at IS NULL;
+CREATE INDEX IF NOT EXISTS videos_tags ON videos USING gin (tags);
+CREATE INDEX IF NOT EXISTS videos_description_trgm ON videos USING gin (description gin_trgm_ops)
+    WITH (fastupdate = off);
