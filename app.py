@@ -15,6 +15,7 @@ from chalicelib.api import invites, streams
 from chalicelib.api import files, openapi, social, storyboard, system
 from chalicelib.api import analytics, moderation
 from chalicelib.api import moments, sync
+from chalicelib.api import catalog, multipart
 from chalicelib import ratelimit
 from chalicelib.api import console, metrics
 from chalicelib import aws, observability
@@ -198,7 +199,26 @@ def upload_video(stream_id: str) -> Response:
 @app.route("/videos/{video_id}/upload-url", methods=["POST"])
 @handles_errors
 def reissue_upload_url(video_id: str) -> dict:
-    return uploads.reissue(_user(), parse_uuid(video_id, "Video"))
+    return uploads.reissue(_user(), parse_uuid(video_id, "Video"), json_body(app.current_request, required=False))
+
+
+@app.route("/videos/{video_id}/multipart", methods=["GET"])
+@handles_errors
+def multipart_status(video_id: str) -> dict:
+    return multipart.status(_user(), parse_uuid(video_id, "Video"), _query())
+
+
+@app.route("/videos/{video_id}/multipart/complete", methods=["POST"])
+@handles_errors
+def multipart_complete(video_id: str) -> dict:
+    return multipart.complete(_user(), parse_uuid(video_id, "Video"), json_body(app.current_request))
+
+
+@app.route("/videos/{video_id}/multipart", methods=["DELETE"])
+@handles_errors
+def multipart_abort(video_id: str) -> Response:
+    multipart.abort(_user(), parse_uuid(video_id, "Video"), _query())
+    return Response(status_code=204, body="")
 
 
 @app.route("/videos/{video_id}/processing", methods=["GET"])
@@ -351,6 +371,12 @@ def admin_duplicates() -> dict:
 
 
 # ---------------------------------------------------------------- video details, social, files, shares, system
+
+@app.route("/videos", methods=["GET"])
+@handles_errors
+def videos_catalog() -> dict:
+    return catalog.list_catalog(_user(), _query(), *paging(app.current_request))
+
 
 @app.route("/streams/{stream_id}/videos", methods=["GET"])
 @handles_errors

@@ -299,3 +299,94 @@ def _delete_batch(bucket: str, batch: list[dict]) -> int:
         raise translate(ClientError({"Error": {"Code": first.get("Code", ""), "Message": first.get("Message", ""),
                                                "Key": first.get("Key")}}, "DeleteObjects"))
     return len(batch)
+
+
+# Multipart uploads (resumable uploads of raw videos): the client sends the parts
+# through presigned URLs; the API starts, inspects, completes and aborts.
+def create_multipart(key: str, content_type: str) -> str:
+    """Start a multipart upload for one key; its upload id."""
+    with _errors():
+        return s3_client().create_multipart_upload(Bucket=get_settings().bucket, Key=key,
+                                                   ContentType=content_type)["UploadId"]
+
+
+def presigned_upload_part(key: str, upload_id: str, part_number: int, size_bytes: int,
+                          expires_s: int | None = None) -> str:
+    """A short-lived UploadPart URL for one part whose Content-Length (signed) is exactly `size_bytes`."""
+    s = get_settings()
+    return presign_client().generate_presigned_url(
+        "upload_part", Params={"Bucket": s.bucket, "Key": key, "UploadId": upload_id,
+                               "PartNumber": part_number, "ContentLength": size_bytes},
+        ExpiresIn=expires_s or s.presign_ttl_s)
+
+
+class UploadMissing(StorageError):
+    """No open multipart upload with that id (completed, aborted, or never started)."""
+
+
+class PartsRejected(StorageError):
+    """CompleteMultipartUpload refused the part list (a wrong ETag, order, or a too small part)."""
+
+
+class AlreadyExists(StorageError):
+    """The key already holds an object (If-None-Match: * failed)."""
+
+
+def _multipart_errors(exc: ClientError) -> Exception:
+    code = exc.response.get("Error", {}).get("Code", "")
+    if code == "NoSuchUpload":
+        return UploadMissing(code)
+    if code in ("InvalidPart", "InvalidPartOrder", "EntityTooSmall", "MalformedXML"):
+        return PartsRejected(f"{code}: {exc.response.get('Error', {}).get('Message', '')}".strip())
+    if code == "PreconditionFailed" or exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") == 412:
+        return AlreadyExists(code)
+    return translate(exc)
+
+
+@contextmanager
+def _multipart() -> Iterator[None]:
+    try:
+        yield
+    except ClientError as exc:
+        raise _multipart_errors(exc) from exc
+    except BotoCoreError as exc:
+        raise StorageUnavailable(str(exc)) from exc
+
+
+def list_parts(key: str, upload_id: str) -> list[dict]:
+    """The parts storage holds for an open upload: [{PartNumber, ETag, Size}], every page."""
+    parts: list[dict] = []
+    with _multipart():
+        for page in s3_client().get_paginator("list_parts").paginate(
+                Bucket=get_settings().bucket, Key=key, UploadId=upload_id):
+            parts.extend(page.get("Parts", []))
+    return parts
+
+
+def complete_multipart(key: str, upload_id: str, parts: list[tuple[int, str]]) -> str:
+    """Assemble the object from (part number, ETag) pairs, never over an existing object; its ETag."""
+    with _multipart():
+        resp = s3_client().complete_multipart_upload(
+            Bucket=get_settings().bucket, Key=key, UploadId=upload_id, IfNoneMatch="*",
+            MultipartUpload={"Parts": [{"PartNumber": n, "ETag": e} for n, e in parts]})
+    return str(resp.get("ETag", "")).strip('"')
+
+
+def abort_multipart(key: str, upload_id: str) -> bool:
+    """Abort an upload and free its parts; False when it was no longer open."""
+    try:
+        with _multipart():
+            s3_client().abort_multipart_upload(Bucket=get_settings().bucket, Key=key, UploadId=upload_id)
+    except UploadMissing:
+        return False
+    return True
+
+
+def open_multipart_uploads(prefix: str) -> list[tuple[str, str]]:
+    """(key, upload id) of every unfinished multipart upload under a prefix."""
+    out: list[tuple[str, str]] = []
+    with _errors():
+        for page in s3_client().get_paginator("list_multipart_uploads").paginate(
+                Bucket=get_settings().bucket, Prefix=prefix):
+            out.extend((u["Key"], u["UploadId"]) for u in page.get("Uploads", []))
+    return out

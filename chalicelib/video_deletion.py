@@ -27,8 +27,9 @@ def delete_video(video_id: str) -> None:
     try:
         stop_executions(video_id)
         stop_clip_extraction(video_id)
+        abort_uploads(video_id)
         delete_objects(video_id)
-    except (BotoCoreError, ClientError) as exc:
+    except (BotoCoreError, ClientError, storage.StorageError) as exc:
         logger.warning("video deletion interrupted; a repeated DELETE resumes it",
                        extra={"video_id": video_id, "error": str(exc)})
         raise UnavailableError("Storage unavailable, repeat the request to finish deleting",
@@ -76,6 +77,12 @@ def stop_clip_extraction(video_id: str) -> bool:
     except aws.client("stepfunctions").exceptions.ExecutionDoesNotExist:
         pass
     return True
+
+
+def abort_uploads(video_id: str) -> int:
+    """Abort the video's unfinished multipart uploads (their parts are stored, and billed); how many."""
+    from chalicelib.api import multipart
+    return multipart.abort_all(video_id)
 
 
 def delete_objects(video_id: str) -> int:

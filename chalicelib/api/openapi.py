@@ -136,14 +136,35 @@ SCHEMAS: dict[str, dict] = {
                               "size_bytes": {"type": "integer", "minimum": 1, "maximum": MAX_UPLOAD_BYTES,
                                              "description": "Above the maximum, or over the uploader's"
                                                             " storage quota: 413"},
-                              "content_type": _S}, ("filename", "size_bytes", "content_type")),
+                              "content_type": _S,
+                              "upload": {"type": "string", "enum": ["single", "multipart"], "default": "single",
+                                         "description": "multipart: a resumable upload in parts (files above 8 MiB)"},
+                              "part_size_bytes": {"type": "integer", "minimum": 5 * 1024**2, "maximum": 5 * 1024**3,
+                                                  "description": "multipart only; default 16 MiB"}},
+                             ("filename", "size_bytes", "content_type")),
                       "anyOf": [{"properties": {
                           "filename": {"pattern": "[.]" + "".join(f"[{c.lower()}{c.upper()}]" for c in ext) + "$"},
                           "content_type": {"enum": types}}} for ext, types in _UPLOAD_KINDS.items()]},
     "UploadCreated": _obj({"id": _UUID, "processing_index": _INT, "upload_url": _S,
-                           "upload_method": _S, "upload_headers": {"type": "object"},
+                           "upload_method": {"type": "string", "enum": ["PUT", "MULTIPART"]},
+                           "upload_headers": {"type": "object"},
                            "upload": _obj({"url": _S, "fields": {"type": "object"}}),
+                           "upload_id": _S, "size_bytes": _INT, "part_size": _INT, "part_count": _INT,
+                           "parts": _arr(_obj({"part_number": _INT, "size": _INT, "method": _S, "url": _S,
+                                               "headers": {"type": "object"}})),
+                           "received": _arr(_obj({"part_number": _INT, "size": _INT, "etag": _S})),
                            "expires_at": _TIME, "max_size": _S}, ("id", "processing_index")),
+    "Catalog": _obj({"videos": _arr(_obj({
+        "id": _UUID, "stream_id": _UUID, "title": _S, "description": _S, "duration": _nullable(_NUM),
+        "processing_index": _INT, "status": _S, "category": _nullable(_S), "tags": _arr(_S),
+        "featured": _BOOL, "uploaded_at": _TIME, "uploaded_by": _UUID, "thumbnail_url": _S})),
+        "pagination": _obj({"page": _INT, "limit": _INT, "total": _INT, "totalPages": _INT},
+                           ("page", "limit", "total", "totalPages"))}, ("videos", "pagination")),
+    "MultipartComplete": _obj({"upload_id": _S, "parts": _arr(_obj({"part_number": _INT, "etag": _S},
+                                                                   ("part_number", "etag")))},
+                              ("upload_id", "parts")),
+    "UploadCompleted": _obj({"id": _UUID, "processing_index": _INT, "upload": _S, "size_bytes": _INT},
+                            ("id", "processing_index")),
     "VideoSummary": _obj({"id": _UUID, "title": _S, "duration": _nullable(_NUM),
                           "processing_index": {"type": "integer", "minimum": -1, "maximum": 4},
                           "status": _S, "uploaded_at": _TIME, "uploaded_by": _UUID,
@@ -316,6 +337,8 @@ _PLAYLIST = {"description": "An HLS playlist",
 _VTT = {"description": "WebVTT", "content": {"text/vtt": {"schema": {"type": "string"}}}}
 _TOKEN = {"name": "token", "in": "query", "schema": {"type": "string"},
           "description": "Playback token"}
+_UPLOAD_ID = {"name": "upload_id", "in": "query", "schema": {"type": "string"},
+              "description": "the upload_id POST /streams/{stream_id}/videos returned"}
 _PAGED = [{"name": "page", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 100_000}},
           {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1,
                                                       "maximum": 100}}]
@@ -372,6 +395,17 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
                                                      "body": _ref("InviteUpdate")},
     ("DELETE", "/streams/{stream_id}/invites/{code}"): {"summary": "Revoke an invite (admins)",
                                                         "ok": ("204", _NO_CONTENT)},
+    ("GET", "/videos"): {
+        "summary": "The catalog: videos of every stream the caller is a member of, newest first, filtered",
+        "query": _PAGED + [
+            {"name": "category", "in": "query", "schema": {"type": "string", "minLength": 1, "maxLength": 50}},
+            {"name": "tag", "in": "query", "schema": {"type": "string", "minLength": 1, "maxLength": 40}},
+            {"name": "status", "in": "query",
+             "schema": {"type": "string", "enum": ["ready", "complete", "processing", "failed", "duplicate"]}},
+            {"name": "featured", "in": "query", "schema": {"type": "string", "enum": ["true", "false", "1", "0"]}},
+            {"name": "search", "in": "query", "description": "in title or description (q: the same)",
+             "schema": {"type": "string", "minLength": 1, "maxLength": 200}}],
+        "ok": ("200", _json(_ref("Catalog")))},
     ("GET", "/streams/{stream_id}/videos"): {"summary": "A stream's videos, newest first",
                                              "query": _PAGED, "ok": ("200", _json(_ref("VideoList")))},
     ("POST", "/streams/{stream_id}/videos"): {
@@ -389,7 +423,17 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
     ("GET", "/videos/{video_id}/stream"): {"also": ("202",), "summary": "HLS and DASH URLs of a complete video",
                                            "ok": ("200", _json(_ref("StreamUrls")))},
     ("POST", "/videos/{video_id}/upload-url"): {"summary": "New presigned upload URLs (uploader)",
+                                                "optional_body": True,
                                                 "ok": ("200", _json(_ref("UploadCreated")))},
+    ("GET", "/videos/{video_id}/multipart"): {
+        "summary": "A resumable upload: the parts storage holds and fresh URLs for the rest (uploader)",
+        "query": [_UPLOAD_ID], "ok": ("200", _json(_ref("UploadCreated")))},
+    ("POST", "/videos/{video_id}/multipart/complete"): {
+        "also": ("409",), "summary": "Assemble the uploaded parts (their ETags, in order); starts processing",
+        "body": _ref("MultipartComplete"), "ok": ("200", _json(_ref("UploadCompleted")))},
+    ("DELETE", "/videos/{video_id}/multipart"): {
+        "also": ("409",), "summary": "Abort a resumable upload and free its parts (uploader)",
+        "query": [{**_UPLOAD_ID, "required": True}], "ok": ("204", _NO_CONTENT)},
     ("GET", "/videos/{video_id}/processing"): {"summary": "Processing status",
                                                "ok": ("200", _json(_ref("ProcessingStatus")))},
     ("GET", "/videos/{video_id}/duplicates"): {"summary": "The original of a flagged duplicate"},

@@ -113,7 +113,11 @@ _DECLARED: list[tuple[str, str, str, str | None, str]] = [
     # videos and processing
     ("POST", "/streams/{stream_id}/videos", CREATOR, "upload", ""),
     ("GET", "/streams/{stream_id}/videos", MEMBER, "", ""),
+    ("GET", "/videos", USER, "", "the catalog: videos of the caller's streams only"),
     ("POST", "/videos/{video_id}/upload-url", OWNER, "upload", ""),
+    ("GET", "/videos/{video_id}/multipart", OWNER, "", "parts received, fresh part URLs"),
+    ("POST", "/videos/{video_id}/multipart/complete", OWNER, "upload", ""),
+    ("DELETE", "/videos/{video_id}/multipart", OWNER, "", ""),
     ("GET", "/videos/{video_id}", MEMBER, "", "hidden videos: stream admins only"),
     ("PUT", "/videos/{video_id}", OWNER_OR_ADMIN, "", ""),
     ("DELETE", "/videos/{video_id}", OWNER_OR_ADMIN, "", ""),

@@ -130,6 +130,9 @@ def presigned_upload(video: dict) -> dict:
 def create(user: dict, stream_id: str, body: dict) -> dict:
     """A new video in the stream (processing_index 1) and where to upload its bytes."""
     access.require_stream_role(user, stream_id, "creator")
+    if _upload_kind(body) == "multipart":
+        from chalicelib.api import multipart
+        return multipart.create(user, stream_id, body)
     video = _insert(user, stream_id, validate(body))
     logger.info("video created", extra={"video_id": str(video["id"]), "stream_id": stream_id})
     return {"id": str(video["id"]), "processing_index": video["processing_index"],
@@ -149,14 +152,29 @@ def create_direct(user: dict, stream_id: str, query: dict, content_type: str, da
     return {"id": str(video["id"]), "processing_index": video["processing_index"]}
 
 
-def reissue(user: dict, video_id: str) -> dict:
-    """New presigned URLs for a video whose bytes have not arrived yet (uploader only)."""
+def _upload_kind(body: dict) -> str:
+    """"single" (one presigned PUT or POST, the default) or "multipart" (resumable, in parts)."""
+    kind = body.get("upload", "single")
+    if kind not in ("single", "multipart"):
+        raise ValidationError("Invalid request", details=['upload must be "single" or "multipart"'])
+    return kind
+
+
+def reissue(user: dict, video_id: str, body: dict | None = None) -> dict:
+    """New presigned URLs for a video whose bytes have not arrived yet (uploader only).
+
+    `{"upload": "multipart"}` starts a new multipart upload instead (after an abort).
+    """
     video = access.require_video_access(user, video_id, "viewer")
     if str(video["uploaded_by"]) != str(user["id"]):
         raise ForbiddenError("Only the uploader can upload this video")
+    kind = _upload_kind(body or {})
     started = db.fetch_one("SELECT 1 FROM pipeline_executions WHERE video_id = %s LIMIT 1",
                            (video_id,))
     if started or storage.head(video["raw_key"]) is not None:
         raise ConflictError("Video already uploaded")
+    if kind == "multipart":
+        from chalicelib.api import multipart
+        return multipart.restart(user, video, body or {})
     return {"id": str(video["id"]), "processing_index": video["processing_index"],
             **presigned_upload(video)}

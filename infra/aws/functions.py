@@ -138,9 +138,10 @@ API_GRANTS: dict[str, tuple[str, ...]] = {
     "clips": ("jwt", "read-thumbnails", "read-clips", "start-clips"),
     "ops": ("jwt", "watch-pipeline"),
     "sync": ("jwt",),
-    "videos": ("jwt", "upload-raw", "read-thumbnails", "read-processed", "delete-video-objects",
-               "stop-pipeline", "stop-clips"),
-    "streams": ("jwt", "read-thumbnails", "delete-video-objects", "stop-pipeline", "stop-clips"),
+    "videos": ("jwt", "upload-raw", "list-raw-parts", "read-thumbnails", "read-processed",
+               "delete-video-objects", "abort-raw-uploads", "stop-pipeline", "stop-clips"),
+    "streams": ("jwt", "read-thumbnails", "delete-video-objects", "abort-raw-uploads", "stop-pipeline",
+                "stop-clips"),
     "core": ("jwt",),
 }
 
@@ -165,6 +166,17 @@ def grant_statements(grant: str, names: iam.Names) -> list[dict]:
         "upload-raw": lambda: [iam.s3_write("raw-uploads/", why="presigned PUT/POST are signed with this "
                                             "role, and small clips are written directly"),
                                iam.s3_read("raw-uploads/", why="checks whether the upload arrived")],
+        "list-raw-parts": lambda: [{"Sid": iam._sid("ListRawUploadParts", "a resumable upload asks which "
+                                                    "parts storage holds (ListParts) before resuming "
+                                                    "and completing"),
+                                    "Effect": "Allow", "Action": "s3:ListMultipartUploadParts",
+                                    "Resource": iam._objects(("raw-uploads/",))}],
+        "abort-raw-uploads": lambda: [
+            {"Sid": iam._sid("FindOpenUploads", "a deleted video's unfinished multipart uploads are found "
+                             "by listing them (s3:prefix is no condition key of this action)"),
+             "Effect": "Allow", "Action": "s3:ListBucketMultipartUploads", "Resource": iam._sub(iam.BUCKET_ARN)},
+            {"Sid": iam._sid("AbortRawUploads", "aborts them, so no parts stay stored"),
+             "Effect": "Allow", "Action": "s3:AbortMultipartUpload", "Resource": iam._objects(("raw-uploads/",))}],
         "read-processed": lambda: [iam.s3_read("processed-videos/", why="playlists and presigned segments")],
         "write-processed": lambda: [iam.s3_write("processed-videos/", why="writes the HLS ladder")],
         "read-thumbnails": lambda: [iam.s3_read("thumbnails/", why="presigned thumbnail URLs")],

@@ -59,7 +59,7 @@ ROUTE_GROUPS: tuple[RouteGroup, ...] = (
                why="moments and clips: starts the clips state machine, presigns clips"),
     RouteGroup("sync", (r"^/sync", r"^/videos/[^/]+/(sync|metadata)"),
                why="multi-device metadata editing"),
-    RouteGroup("videos", (r"^/videos/", r"^/streams/[^/]+/videos"),
+    RouteGroup("videos", (r"^/videos/", r"^/videos$", r"^/streams/[^/]+/videos"),
                why="uploads (presigned PUT/POST), video CRUD and resumable delete"),
     RouteGroup("streams", (r"^/streams", r"^/invites/", r"^/users/"),
                why="streams, members, invites; deleting a stream deletes its videos"),

@@ -84,6 +84,10 @@ def world(client, make_user, make_stream, make_video, google_key):
             viewer["refresh_token"] = tokens.issue_refresh_token(cur, viewer["user"]["id"])
         video = make_video(stream, creator["user"])
         vid = str(video["id"])
+        # A resumable upload of 12 MiB in 5 MiB parts, open (its routes act on it).
+        from chalicelib.api import multipart
+        video = db.fetch_one("UPDATE videos SET size_bytes = %s WHERE id = %s RETURNING *", (12 * 2**20, vid))
+        upload_id = multipart._start(video, 5 * 2**20)["upload_id"]
         status, invite = call(client, "POST", f"/streams/{sid}/invites", admin, {"role": "viewer"})
         assert status == 201, invite
         status, share = call(client, "POST", f"/videos/{vid}/share", creator, {})
@@ -97,7 +101,7 @@ def world(client, make_user, make_stream, make_video, google_key):
         return {"admin": admin, "creator": creator, "viewer": viewer, "target": target,
                 "stream_id": sid, "video_id": vid, "invite_code": invite["code"],
                 "share_id": share["id"], "share_code": share["share_url"].rstrip("/").split("/")[-1],
-                "report_id": report["id"], "moment_id": str(moment["id"]),
+                "report_id": report["id"], "moment_id": str(moment["id"]), "upload_id": upload_id,
                 "outcast_id": outcast["user"]["id"],
                 "id_token": google_key.mint(f"new-{uuid.uuid4().hex[:10]}@example.com")}
 
@@ -114,6 +118,8 @@ def _path(method: str, template: str, w: dict) -> str:
         path += f"?video_id={w['video_id']}"
     if template.startswith("/search"):
         path += "?q=clip"
+    if template == "/videos/{video_id}/multipart":
+        path += f"?upload_id={w['upload_id']}"
     return path
 
 
@@ -130,6 +136,8 @@ def _body(method: str, template: str, w: dict) -> dict | None:
         ("POST", "/streams/{stream_id}/videos"): {"filename": "a.mp4", "size_bytes": 10,
                                                   "content_type": "video/mp4"},
         ("PUT", "/videos/{video_id}"): {"title": "Renamed"},
+        ("POST", "/videos/{video_id}/multipart/complete"): {"upload_id": w["upload_id"],
+                                                            "parts": [{"part_number": 1, "etag": "x"}]},
         ("POST", "/sync"): {"video_id": w["video_id"],
                             "operations": [{"id": "op-1", "type": "update_title", "value": "Synced"}]},
         ("POST", "/videos/{video_id}/report"): {"reason": "spam"},

@@ -102,6 +102,15 @@ NEEDS: dict[str, list[Need]] = {
     "chalicelib.api.uploads:presigned_upload": obj(RAW, PUT),
     "chalicelib.api.uploads:create_direct": obj(RAW, PUT),
     "chalicelib.api.uploads:reissue": obj(RAW, GET),
+    # resumable uploads: CreateMultipartUpload, UploadPart (presigned) and Complete need
+    # s3:PutObject; ListParts s3:ListMultipartUploadParts; deleting a video finds and aborts its uploads
+    "chalicelib.api.multipart:_start": obj(RAW, PUT),
+    "chalicelib.api.multipart:_describe": obj(RAW, PUT),
+    "chalicelib.api.multipart:_list_parts": obj(RAW, "s3:ListMultipartUploadParts"),
+    "chalicelib.api.multipart:complete": obj(RAW, PUT),
+    "chalicelib.api.multipart:abort": obj(RAW, "s3:AbortMultipartUpload"),
+    "chalicelib.api.multipart:abort_all": obj(RAW, "s3:AbortMultipartUpload") + [
+        Need("s3:ListBucketMultipartUploads", "arn:aws:s3:::media-bucket")],
     "chalicelib.pipeline.start:start_for_object": obj(RAW, GET) + machine("pipeline", "states:StartExecution"),
     "chalicelib.pipeline.start:_refuse_mismatched_size": obj(RAW, DELETE),
     "chalicelib.video_deletion:stop_executions": execution("pipeline", "states:StopExecution"),
@@ -142,7 +151,9 @@ GENERIC = {"chalicelib.storage:" + n for n in ("s3_client", "presign_client", "p
                                                "presigned_post", "head", "check_bucket", "iter_objects",
                                                "delete_prefix", "_delete_batch", "delete", "get_object",
                                                "open_object", "read_bytes", "read_text", "put_bytes",
-                                               "upload_file", "upload_stream")} | {
+                                               "upload_file", "upload_stream", "create_multipart",
+                                               "presigned_upload_part", "list_parts", "complete_multipart",
+                                               "abort_multipart", "open_multipart_uploads")} | {
     "chalicelib.pipeline.media_io:" + n for n in ("download", "fetch_if_present", "upload_file",
                                                   "Uploader")} | {
     "chalicelib.aws:client", "chalicelib.api.console:_sfn", "chalicelib.api.search:_lambda",
@@ -153,7 +164,8 @@ AWS_OPERATIONS = {
     "describe_state_machine", "invoke", "get_function_configuration", "get_secret_value", "get_object",
     "put_object", "upload_file", "upload_fileobj", "download_file", "download_fileobj", "delete_object",
     "delete_objects", "head_object", "head_bucket", "list_objects_v2", "get_paginator", "copy_object",
-    "generate_presigned_url", "generate_presigned_post", "create_multipart_upload"}
+    "generate_presigned_url", "generate_presigned_post", "create_multipart_upload", "list_parts",
+    "complete_multipart_upload", "abort_multipart_upload", "list_multipart_uploads"}
 
 
 # ------------------------------------------------------------------ the call graph
