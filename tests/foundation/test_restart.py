@@ -161,14 +161,16 @@ def _assert_rows_and_objects_agree(stack: DevStack) -> None:
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "sigkill"])
 def test_stack_restarted_mid_pipeline_finishes_the_video(dev_stack, signum, tmp_path):
     from tests.media.clips import make_clip
-    clip = make_clip(tmp_path / "long.mp4", scene="testsrc2", duration=12.0, size=(320, 180), seed=7)
+    clip = make_clip(tmp_path / "long.mp4", scene="testsrc2", duration=20.0, size=(640, 360), seed=7)
     dev_stack.start()
     video_id = _upload_clip(dev_stack, clip)
 
     def transcoding():
+        # Transcode runs beside Transcribe -> Embed: look at the stage itself, not processing_index.
         [row] = dev_stack.sql("SELECT processing_index, status FROM videos WHERE id = %s", (video_id,))
         assert row["status"] not in ("complete", "failed", "duplicate"), row
-        return row["processing_index"] == 2 and row["status"] == "running"
+        return bool(dev_stack.sql("SELECT 1 FROM stage_runs WHERE video_id = %s AND stage = 'transcode'"
+                                  " AND status = 'running'", (video_id,)))
     wait_for(transcoding, timeout_s=180, interval_s=0.05)
     dev_stack.kill(signum)  # while the video is being transcoded
 

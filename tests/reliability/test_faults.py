@@ -121,7 +121,7 @@ def test_permanent_failure_then_retry_after_the_fix_duplicates_nothing(client, c
     data = clips[3].read_bytes()
     created = new_video(client, crew.me, crew.stream, clips[3].name, len(data))
     vid = created["id"]
-    STORAGE_FAULTS.inject("PUT", f"/processed-videos/{vid}/", times=10_000, status=403, code="AccessDenied")
+    STORAGE_FAULTS.inject("PUT", f"/processed-videos/{vid}/segments/", times=10_000, status=403, code="AccessDenied")
     put_bytes(created, data)
     row = wait_for_final(vid, 120)
     assert (row["status"], row["failed_stage"]) == ("failed", "transcode")
