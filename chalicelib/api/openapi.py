@@ -142,6 +142,9 @@ SCHEMAS: dict[str, dict] = {
                               "part_size_bytes": {"type": "integer", "minimum": 5 * 1024**2, "maximum": 5 * 1024**3,
                                                   "description": "multipart only; default 16 MiB"}},
                              ("filename", "size_bytes", "content_type")),
+                      # A multipart upload is for files above 8 MiB.
+                      "not": {"required": ["upload"], "properties": {
+                          "upload": {"enum": ["multipart"]}, "size_bytes": {"maximum": 8 * 1024**2}}},
                       "anyOf": [{"properties": {
                           "filename": {"pattern": "[.]" + "".join(f"[{c.lower()}{c.upper()}]" for c in ext) + "$"},
                           "content_type": {"enum": types}}} for ext, types in _UPLOAD_KINDS.items()]},
@@ -160,9 +163,13 @@ SCHEMAS: dict[str, dict] = {
         "featured": _BOOL, "uploaded_at": _TIME, "uploaded_by": _UUID, "thumbnail_url": _S})),
         "pagination": _obj({"page": _INT, "limit": _INT, "total": _INT, "totalPages": _INT},
                            ("page", "limit", "total", "totalPages"))}, ("videos", "pagination")),
-    "MultipartComplete": _obj({"upload_id": _S, "parts": _arr(_obj({"part_number": _INT, "etag": _S},
-                                                                   ("part_number", "etag")))},
-                              ("upload_id", "parts")),
+    "MultipartComplete": _obj({
+        "upload_id": {"type": "string", "minLength": 1, "maxLength": 1024, "pattern": "\\S"},
+        "parts": {**_arr(_obj({"part_number": {"type": "integer", "minimum": 1, "maximum": 10_000},
+                               "etag": {"type": "string", "minLength": 1}}, ("part_number", "etag"))),
+                  "minItems": 1, "maxItems": 10_000,
+                  "description": "every part of the upload once, in ascending part_number order"}},
+        ("upload_id", "parts")),
     "UploadCompleted": _obj({"id": _UUID, "processing_index": _INT, "upload": _S, "size_bytes": _INT},
                             ("id", "processing_index")),
     "VideoSummary": _obj({"id": _UUID, "title": _S, "duration": _nullable(_NUM),

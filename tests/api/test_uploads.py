@@ -273,11 +273,13 @@ def test_failing_step_fails_only_its_video_then_retry_completes_without_duplicat
     runs = db.fetch_all("SELECT stage, status, resumed FROM stage_runs WHERE video_id = %s ORDER BY id", (bad,))
     # Dedup ran once and its result was reused; the transcode function crashed
     # before its code ran, then ran once; nothing ran twice.
-    # (Transcode runs beside Transcribe -> Embed: their order varies.)
+    # (Transcode runs beside Transcribe -> Embed, whose runs may land in either execution:
+    # each stage succeeded exactly once for real, every other success is a reuse.)
     got = [(r["stage"], r["status"], r["resumed"]) for r in runs]
-    assert got[:2] == [("dedup", "succeeded", False), ("dedup", "succeeded", True)]
-    assert sorted(got[2:]) == [("embed", "succeeded", False), ("transcode", "succeeded", False),
-                               ("transcribe", "succeeded", False)]
+    assert got[0] == ("dedup", "succeeded", False) and ("dedup", "succeeded", True) in got
+    for stage in ("dedup", "transcode", "transcribe", "embed"):
+        assert got.count((stage, "succeeded", False)) == 1, (stage, got)
+    assert all(status == "succeeded" for _, status, _ in got)
     assert len(db.fetch_all("SELECT 1 FROM pipeline_executions WHERE video_id = %s", (bad,))) == 2
     # Retrying a complete video is refused.
     assert _post(client, "/admin/processing/retry", {"video_id": bad}, admin["headers"])[0] == 409
