@@ -9,7 +9,7 @@ and the time to a complete ladder on this machine: the single pass, and the
 chunks run `--concurrency` at a time (the Map's local MaxConcurrency: the
 cores) with the audio item beside them, then the stitch.
 
-    .venv/bin/python bench/chunked.py [--seconds 60] [--chunk 8]   # writes bench/results/chunked.json
+    .venv/bin/python bench/chunked.py [--seconds 60] [--chunk 16]   # writes bench/results/chunked.json
 
 Targets: bitrate and VMAF within 2 % of the single pass.
 """
@@ -58,7 +58,7 @@ def vmaf(src: Path, playlist: Path, width: int, height: int, subsample: int) -> 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=60.0)
-    parser.add_argument("--chunk", type=int, default=8)
+    parser.add_argument("--chunk", type=int, default=16)
     parser.add_argument("--concurrency", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--no-vmaf", action="store_true")
     parser.add_argument("--vmaf-subsample", type=int, default=3)

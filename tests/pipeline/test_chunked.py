@@ -169,7 +169,7 @@ def test_chunks_start_on_the_keyframe_grid():
     assert [c.start_frame for c in chunks.plan(18.0, Fraction(30), 8)] == [0, 240]
     with pytest.raises(ValueError):
         chunks.plan(60.0, Fraction(30), 6)
-    assert parse_chunk_seconds(None) == 8 and parse_chunk_seconds("12") == 12
+    assert parse_chunk_seconds(None) == 16 and parse_chunk_seconds("12") == 12
     for bad in ("6", "0", "-4"):
         with pytest.raises(ValueError, match="CHUNK_SECONDS"):
             parse_chunk_seconds(bad)
