@@ -709,6 +709,24 @@ def pipeline_transcode(event: dict, context: Any) -> dict:
     return transcode.run(event, context)
 
 
+@app.lambda_function(name="pipeline_transcode_plan")
+def pipeline_transcode_plan(event: dict, context: Any) -> dict:
+    from chalicelib.pipeline import transcode
+    return transcode.plan(event)
+
+
+@app.lambda_function(name="pipeline_transcode_chunk")
+def pipeline_transcode_chunk(event: dict, context: Any) -> dict:
+    from chalicelib.pipeline import transcode
+    return transcode.encode_part(event, context)
+
+
+@app.lambda_function(name="pipeline_transcode_stitch")
+def pipeline_transcode_stitch(event: dict, context: Any) -> dict:
+    from chalicelib.pipeline import transcode
+    return transcode.stitch(event, context)
+
+
 @app.lambda_function(name="pipeline_transcribe")
 def pipeline_transcribe(event: dict, context: Any) -> dict:
     from chalicelib.pipeline import transcribe

@@ -121,8 +121,8 @@ def save() -> None:
     tmp.replace(RESULTS)
 
 
-SECTIONS = ("imports", "api", "embed", "search", "dedup", "transcribe", "e2e", "playable", "transcode",
-            "hash_stream", "catalog")
+SECTIONS = ("imports", "api", "embed", "search", "dedup", "transcribe", "e2e", "playable", "playable_long",
+            "transcode", "hash_stream", "catalog")
 
 
 def parse_args(argv: list[str]) -> set[str]:
@@ -707,6 +707,60 @@ def bench_playable(stack, client, work: Path) -> None:
     results["playable_fanout_x_length"] = r(median(times["fanout"]) / length)
 
 
+@section("playable_long")
+def bench_playable_long(stack, client, work: Path) -> None:
+    """Upload complete -> GET /videos/{id}/stream 200 for a 60 s 1080p clip: single-pass vs chunked ladder.
+
+    The same fanned-out machine both times; CHUNK_THRESHOLD_SECONDS decides the
+    Ladder branch's path. Locally the Map runs the machine's cores at once.
+    """
+    import requests
+    from chalicelib.config import reset_settings
+    from tests.media import clips as media_clips
+
+    length = 60.0
+    src = media_clips.make_clip(work / "playable_long.mp4", scene="testsrc2", duration=length,
+                                size=(1920, 1080), seed=11)
+    data = src.read_bytes()
+    me = sign_in(client, stack)
+    times: dict[str, float] = {}
+    for n, (path, threshold) in enumerate((("single", "100000"), ("chunked", "10"))):
+        resp = client.http.post("/streams", headers=me["headers"],
+                                body=json.dumps({"name": f"bench playable long {n}"}))
+        stream_id = json.loads(resp.body)["id"]
+        os.environ["CHUNK_THRESHOLD_SECONDS"] = threshold
+        reset_settings()
+        try:
+            resp = client.http.post(f"/streams/{stream_id}/videos", headers=me["headers"], body=json.dumps(
+                {"title": f"playable long {path}", "filename": "long.mp4", "size_bytes": len(data),
+                 "content_type": "video/mp4"}))
+            assert resp.status_code == 201, resp.body
+            created = json.loads(resp.body)
+            put = requests.put(created["upload_url"], data=data,
+                               headers={**created["upload_headers"], "Content-Type": "video/mp4"}, timeout=120)
+            assert put.status_code == 200, put.text
+            t = time.perf_counter()   # upload complete
+            deadline = time.monotonic() + 900
+            status = None
+            while time.monotonic() < deadline:
+                status = client.http.get(f"/videos/{created['id']}/stream", headers=me["headers"]).status_code
+                if status == 200 or status >= 400:
+                    break
+                time.sleep(0.1)
+            elapsed = time.perf_counter() - t
+        finally:
+            os.environ.pop("CHUNK_THRESHOLD_SECONDS", None)
+            reset_settings()
+        assert status == 200, status
+        times[path] = elapsed
+        log(f"  playable 60 s 1080p, {path} ladder: {elapsed:.2f} s ({elapsed / length:.2f}x)")
+    results["playable_long_single_s"] = r(times["single"])
+    results["playable_long_chunked_s"] = r(times["chunked"])
+    extra["playable_long"] = {"clip": "60 s 1920x1080 30 fps", "cores": os.cpu_count(),
+                              "single_s": r(times["single"]), "chunked_s": r(times["chunked"]),
+                              "chunked_over_single": r(times["chunked"] / times["single"])}
+
+
 # ---------------------------------------------------------------- transcode (slowest: last)
 
 @section("transcode")
@@ -868,6 +922,8 @@ def main(argv: list[str] | None = None) -> int:
                 bench_e2e(stack, client, work)
             if "playable" in only:
                 bench_playable(stack, client, work)
+            if "playable_long" in only:
+                bench_playable_long(stack, client, work)
         if "transcode" in only:
             bench_transcode(work)
         if "hash_stream" in only:

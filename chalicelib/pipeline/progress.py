@@ -21,7 +21,7 @@ from chalicelib import db, failures, observability
 
 logger = logging.getLogger(__name__)
 
-STAGE_INDEX = {"dedup": 1, "transcode": 2, "transcribe": 3, "embed": 4, "finalize": 0}
+STAGE_INDEX = {"dedup": 1, "transcode": 2, "transcode_chunk": 2, "transcribe": 3, "embed": 4, "finalize": 0}
 STAGE_NAMES = {1: "dedup", 2: "transcoding", 3: "speech-to-text", 4: "ai-analysis",
                0: "complete", -1: "duplicate"}
 

@@ -96,14 +96,21 @@ def sweep_if_deleted(video_id: str, stage: str) -> bool:
     return True
 
 
-def stage_step(stage: str) -> Callable[[Callable[[Envelope], dict | None]], Callable[..., Envelope]]:
-    """Wrap a step body: resume, run once, record the attempt, classify errors, sweep after deletes."""
+def stage_step(stage: str, part: Callable[[Envelope], str] | None = None
+               ) -> Callable[[Callable[[Envelope], dict | None]], Callable[..., Envelope]]:
+    """Wrap a step body: resume, run once, record the attempt, classify errors, sweep after deletes.
+
+    `part` names one of several items of the same stage (a Map's chunks): each
+    runs once on its own, and a part returns only its own small output, not the
+    envelope (a Map collects every item's output into one state).
+    """
 
     def decorate(body: Callable[[Envelope], dict | None]) -> Callable[..., Envelope]:
         @functools.wraps(body)
         def run(event: Envelope, context: Any = None) -> Envelope:
             video_id = event["video_id"]
-            if event.get("resume"):
+            once_as = f"{stage}:{part(event)}" if part else stage
+            if event.get("resume") and not part:
                 done = progress.succeeded_output(video_id, stage)
                 if done is not None:
                     progress.record_resumed(video_id, stage, event.get("execution"), done)
@@ -111,15 +118,15 @@ def stage_step(stage: str) -> Callable[[Callable[[Envelope], dict | None]], Call
             from chalicelib import idempotency
 
             try:
-                out = idempotency.once(stage, context)(lambda: _attempt(stage, body, event))(
-                    key=idempotency.step_key(video_id, stage, event.get("etag")))
+                out = idempotency.once(once_as, context)(lambda: _attempt(stage, body, event))(
+                    key=idempotency.step_key(video_id, once_as, event.get("etag")))
             except (TransientStepError, PermanentStepError, progress.VideoGone):
                 raise
             except Exception as exc:
                 if is_transient(exc):
                     raise TransientStepError(f"{stage}: {type(exc).__name__}: {exc}") from exc
                 raise
-            return {**event, **(out or {})}
+            return (out or {}) if part else {**event, **(out or {})}
 
         return run
 

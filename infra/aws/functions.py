@@ -46,6 +46,15 @@ TRANSCODE_MEMORY_MB = 10240
 TRANSCODE_TIMEOUT_S = 900
 
 
+# The chunked ladder (stepfunctions/pipeline.asl.json, Ladder branch): chunk Lambdas encode
+# CHUNK_SECONDS of every rung each (4 x264 encoders at 1080p: ~2 GB), CHUNK_CONCURRENCY at
+# once (a Standard workflow's inline Map runs up to 40 iterations concurrently).
+CHUNK_MEMORY_MB = 10240
+CHUNK_CONCURRENCY = 40
+# A chunk's /tmp: the whole upload (it seeks in it) and far more than one chunk's outputs.
+CHUNK_SIZING_S = 60
+
+
 def transcode_scratch_bytes(duration_s: int = SIZING_DURATION_S) -> int:
     """/tmp the transcode step needs at most: the upload plus every rendition at its peak rate."""
     fps_factor = hls.HIGH_FPS_FACTOR
@@ -92,6 +101,19 @@ PIPELINE_FUNCTIONS: dict[str, FunctionSpec] = {
         ephemeral_mb=ephemeral_mb(transcode_scratch_bytes()),
         grants=("read-raw", "write-processed", "write-thumbnails", *_STEP),
         why="FFmpeg HLS ladder, sized for a 2 GB, 10-minute 1080p upload (infra/aws/functions.py)"),
+    "pipeline_transcode_plan": FunctionSpec(
+        environment={"CHUNK_CONCURRENCY": str(CHUNK_CONCURRENCY)}, grants=(),
+        why="plans a long clip's chunks from what dedup recorded (database only); sets the Map's concurrency"),
+    "pipeline_transcode_chunk": FunctionSpec(
+        image=True, memory=CHUNK_MEMORY_MB, timeout=TRANSCODE_TIMEOUT_S,
+        ephemeral_mb=ephemeral_mb(transcode_scratch_bytes(CHUNK_SIZING_S)),
+        grants=("read-raw", "write-chunk-parts", *_STEP),
+        why="one Map item of the chunked ladder: a chunk's video ladder or the whole audio (FFmpeg)"),
+    "pipeline_transcode_stitch": FunctionSpec(
+        image=True, memory=TRANSCODE_MEMORY_MB, timeout=TRANSCODE_TIMEOUT_S,
+        ephemeral_mb=ephemeral_mb(2 * (transcode_scratch_bytes() - MAX_UPLOAD_BYTES)),
+        grants=("read-processed", "write-processed", "write-thumbnails", *_STEP),
+        why="joins the chunks with -c copy into the HLS/DASH layout, publishes, deletes the chunks"),
     "pipeline_transcribe": FunctionSpec(
         image=True, ephemeral_mb=ephemeral_mb(MAX_UPLOAD_BYTES),
         grants=("read-raw", "read-processed", "write-transcripts", *_STEP),
@@ -184,6 +206,11 @@ def grant_statements(grant: str, names: iam.Names) -> list[dict]:
         "write-speech-handover": lambda: [{
             "Sid": iam._sid("WriteSpeechHandOver", "leaves the 16 kHz speech WAV of its audio decode "
                             "for the transcribe step, which runs beside the transcode"),
+            "Effect": "Allow", "Action": ["s3:PutObject", "s3:AbortMultipartUpload"],
+            "Resource": iam._objects(("processed-videos/*/tmp/",))}],
+        "write-chunk-parts": lambda: [{
+            "Sid": iam._sid("WriteChunkParts", "leaves a chunk of the chunked ladder under the video's "
+                            "tmp/ prefix for the stitch step, which deletes it"),
             "Effect": "Allow", "Action": ["s3:PutObject", "s3:AbortMultipartUpload"],
             "Resource": iam._objects(("processed-videos/*/tmp/",))}],
         "write-transcripts": lambda: [iam.s3_write("transcripts/", why="writes transcripts/{id}.json")],

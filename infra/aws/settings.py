@@ -58,6 +58,8 @@ LEFT_UNSET: dict[str, str] = {
     "SHARE_MAX_TTL_SECONDS": "the product default (30 days)",
     "USER_STORAGE_QUOTA_BYTES": "the product default (50 GiB of uploads per user)",
     "PIPELINE_SHAPE": "the product default (fanout); serial exists for the bench's before/after",
+    "CHUNK_THRESHOLD_SECONDS": "the product default (bench/chunked.py); tests lower it to chunk small clips",
+    "CHUNK_SECONDS": "the product default (16 s: four segments of the 4 s grid, measured in bench/chunked.py)",
     "LOCAL_API_CREDENTIALS": "the local stack only: in AWS each route group is its own function "
                              "and runs with its own execution role",
     "MINIO_WEBHOOK_SECRET": "S3 notifications start executions in AWS; without a secret the MinIO "
