@@ -13,6 +13,7 @@ from chalice import Chalice, ConvertToMiddleware, Response
 from chalicelib.api import auth, captions, dash, health, hls, processing, relations, search, uploads, videos
 from chalicelib.api import invites, streams
 from chalicelib.api import files, openapi, social, storyboard, system
+from chalicelib.api import thumbnails
 from chalicelib.api import analytics, moderation
 from chalicelib.api import moments, sync
 from chalicelib import ratelimit
@@ -423,6 +424,26 @@ def files_thumbnail(video_id: str) -> Response:
                            app.current_request.headers.get("if-none-match"))
 
 
+@app.route("/videos/{video_id}/thumbnail", methods=["POST"])
+@handles_errors
+def thumbnail_upload(video_id: str) -> Response:
+    body = thumbnails.request_upload(_user(), parse_uuid(video_id, "Video"), json_body(app.current_request))
+    return Response(body=body, status_code=201)
+
+
+@app.route("/videos/{video_id}/thumbnail", methods=["PUT"])
+@handles_errors
+def thumbnail_set(video_id: str) -> dict:
+    return thumbnails.confirm(_user(), parse_uuid(video_id, "Video"), json_body(app.current_request))
+
+
+@app.route("/videos/{video_id}/thumbnail", methods=["DELETE"])
+@handles_errors
+def thumbnail_remove(video_id: str) -> Response:
+    thumbnails.remove(_user(), parse_uuid(video_id, "Video"))
+    return Response(status_code=204, body="")
+
+
 @app.route("/files/videos/{video_id}/stream", methods=["GET"])
 @handles_errors
 def files_stream(video_id: str) -> Response:
@@ -699,6 +720,12 @@ def pipeline_embed(event: dict, context: Any) -> dict:
 def embed_query(event: dict, context: Any) -> dict:
     from chalicelib.ml import embed
     return {"model": embed.MODEL_NAME, "vectors": embed.get_encoder().encode(event["texts"][:32]).tolist()}
+
+
+@app.lambda_function(name="thumbnail_custom")
+def thumbnail_custom(event: dict, context: Any) -> dict:
+    from chalicelib.media import custom_thumbnail
+    return custom_thumbnail.convert(event)
 
 
 @app.lambda_function(name="pipeline_finalize")

@@ -130,6 +130,8 @@ def _body(method: str, template: str, w: dict) -> dict | None:
         ("POST", "/streams/{stream_id}/videos"): {"filename": "a.mp4", "size_bytes": 10,
                                                   "content_type": "video/mp4"},
         ("PUT", "/videos/{video_id}"): {"title": "Renamed"},
+        ("POST", "/videos/{video_id}/thumbnail"): {"content_type": "image/png", "size_bytes": 100},
+        ("PUT", "/videos/{video_id}/thumbnail"): {"upload_id": str(uuid.uuid4())},   # 400 past the access check
         ("POST", "/sync"): {"video_id": w["video_id"],
                             "operations": [{"id": "op-1", "type": "update_title", "value": "Synced"}]},
         ("POST", "/videos/{video_id}/report"): {"reason": "spam"},
