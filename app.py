@@ -13,7 +13,7 @@ from chalice import Chalice, ConvertToMiddleware, Response
 from chalicelib.api import auth, captions, dash, health, hls, processing, relations, search, uploads, videos
 from chalicelib.api import invites, streams
 from chalicelib.api import files, openapi, social, storyboard, system
-from chalicelib.api import thumbnails
+from chalicelib.api import thumbnails, web
 from chalicelib.api import analytics, moderation
 from chalicelib.api import moments, sync
 from chalicelib import ratelimit
@@ -459,6 +459,35 @@ def system_storage() -> dict:
 @app.route("/openapi.json", methods=["GET"])
 def openapi_document() -> Response:
     return Response(body=openapi.document(app), headers={"Cache-Control": "public, max-age=300"})
+
+
+# ---------------------------------------------------------------- web pages
+# (static HTML + JS from chalicelib/web; their data comes from the routes above)
+
+@app.route("/web", methods=["GET"])
+def web_streams() -> Response:
+    return web.page("streams")
+
+
+@app.route("/web/upload", methods=["GET"])
+def web_upload() -> Response:
+    return web.page("upload")
+
+
+@app.route("/web/watch", methods=["GET"])
+def web_watch() -> Response:
+    return web.page("watch")
+
+
+@app.route("/docs", methods=["GET"])
+def web_docs() -> Response:
+    return web.page("docs")
+
+
+@app.route("/web/assets/{name}", methods=["GET"])
+@handles_errors
+def web_asset(name: str) -> Response:
+    return web.asset(name, app.current_request.headers.get("if-none-match"))
 
 
 # ---------------------------------------------------------------- moments, clips and sync

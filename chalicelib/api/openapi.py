@@ -361,6 +361,20 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
     ("GET", "/console"): {
         "summary": "Operators' console page (its data needs a platform admin's token)",
         "ok": ("200", {"description": "The console", "content": {"text/html": {"schema": {"type": "string"}}}})},
+    ("GET", "/web"): {"summary": "Web page: your streams and a stream's clips (?stream=); sign in on the page",
+                      "ok": ("200", {"description": "HTML", "content": {"text/html": {"schema": {"type": "string"}}}})},
+    ("GET", "/web/upload"): {"summary": "Web page: upload a clip with progress, then its processing stages",
+                             "ok": ("200", {"description": "HTML", "content": {"text/html": {"schema": {"type": "string"}}}})},
+    ("GET", "/web/watch"): {"summary": "Web page: the player (?video=): quality menu, captions, scrub-bar previews,"
+                                       " transcript, similar clips; MP4 fallback without MSE",
+                            "ok": ("200", {"description": "HTML", "content": {"text/html": {"schema": {"type": "string"}}}})},
+    ("GET", "/web/assets/{name}"): {"summary": "The pages' scripts and styles (hls.js and Swagger UI included)",
+                                    "not_modified": True,
+                                    "ok": ("200", {"description": "JavaScript or CSS", "content": {
+                                        "text/javascript": {"schema": {"type": "string"}},
+                                        "text/css": {"schema": {"type": "string"}}}})},
+    ("GET", "/docs"): {"summary": "This API reference, rendered by Swagger UI (served by the API, no CDN)",
+                       "ok": ("200", {"description": "HTML", "content": {"text/html": {"schema": {"type": "string"}}}})},
     ("GET", "/console/api/executions"): {
         "summary": "Recent pipeline executions with states, timings and errors (platform admins)",
         "query": [{"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 50}}]},

@@ -181,6 +181,11 @@ _DECLARED: list[tuple[str, str, str, str | None, str]] = [
     ("GET", "/system/storage", PLATFORM_ADMIN, "", ""),
     ("GET", "/metrics", PLATFORM_ADMIN, "", ""),
     ("GET", "/console", ANYONE, "", "the page holds no data"),
+    ("GET", "/web", ANYONE, None, "a page: its data needs a member's token"),
+    ("GET", "/web/upload", ANYONE, None, "a page: uploading needs a creator's token"),
+    ("GET", "/web/watch", ANYONE, None, "a page: its data needs a member's token"),
+    ("GET", "/web/assets/{name}", ANYONE, None, "the pages' scripts and styles"),
+    ("GET", "/docs", ANYONE, None, "renders /openapi.json"),
     ("GET", "/console/api/executions", PLATFORM_ADMIN, "", ""),
     ("GET", "/console/api/graph", PLATFORM_ADMIN, "", ""),
 ]

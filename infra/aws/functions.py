@@ -130,6 +130,7 @@ UNKNOWN_FUNCTION = FunctionSpec(image=True, ephemeral_mb=ephemeral_mb(MAX_UPLOAD
 # calls each group's routes can reach.
 API_GRANTS: dict[str, tuple[str, ...]] = {
     "system": ("head-bucket", "transcode-status"),
+    "web": (),
     "auth": ("jwt",),
     "webhooks": ("head-raw", "refuse-raw", "start-pipeline"),
     "search": ("jwt", "read-thumbnails", "invoke-embed-query"),

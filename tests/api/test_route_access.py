@@ -106,7 +106,7 @@ def world(client, make_user, make_stream, make_video, google_key):
 
 def _path(method: str, template: str, w: dict) -> str:
     values = {"stream_id": w["stream_id"], "video_id": w["video_id"], "share_id": w["share_id"],
-              "report_id": w["report_id"], "moment_id": w["moment_id"], "quality": "720p", "segment": "00000.vtt",
+              "report_id": w["report_id"], "moment_id": w["moment_id"], "quality": "720p", "segment": "00000.vtt", "name": "app.js",
               "user_id": w["outcast_id"] if template.endswith("/bans/{user_id}") else w["target"]["user"]["id"],
               "code": w["share_code"] if template.startswith("/share/") else w["invite_code"]}
     path = re.sub(r"{([^}]+)}", lambda m: values[m.group(1)], template)
