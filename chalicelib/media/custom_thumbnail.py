@@ -118,6 +118,12 @@ def _check_size(width: int, height: int) -> None:
         raise ValidationError(_BAD, details=problems)
 
 
+def _size_of(jpeg: bytes) -> dict:
+    from PIL import Image
+    with Image.open(io.BytesIO(jpeg), formats=["JPEG"]) as img:
+        return {"width": img.width, "height": img.height}
+
+
 def convert(event: dict) -> dict:
     """The Lambda step: the upload under `upload_key` becomes a safe JPEG under `key`; the upload is removed.
 
@@ -128,6 +134,9 @@ def convert(event: dict) -> dict:
     try:
         meta = storage.head(upload_key)
         if meta is None:
+            done = storage.head(key)
+            if done is not None:   # a repeated call (the API's retry after a timeout): the same answer
+                return {"key": key, **_size_of(storage.read_bytes(key)), "bytes": done["ContentLength"]}
             return {"error": "Thumbnail not uploaded", "details": ["no upload arrived for this upload_id"]}
         # The presigned PUT signed the content type, so storage holds the one the API accepted.
         content_type = (meta.get("ContentType") or "").split(";")[0].strip().lower()

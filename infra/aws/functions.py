@@ -103,7 +103,7 @@ PIPELINE_FUNCTIONS: dict[str, FunctionSpec] = {
                                 why="embeds search queries for the API: no database, no bucket"),
     # PUT /videos/{id}/thumbnail invokes it: Pillow is in the media image, not in API functions.
     "thumbnail_custom": FunctionSpec(
-        image=True, in_vpc=False, grants=("consume-thumbnail-uploads", "write-thumbnails"),
+        image=True, in_vpc=False, grants=("consume-thumbnail-uploads", "write-thumbnails", "read-thumbnails"),
         why="checks an uploaded custom thumbnail and re-encodes it to a safe JPEG (Pillow): no database"),
     "pipeline_finalize": FunctionSpec(grants=("read-processed", "write-processed", *_STEP),
                                       why="checks the outputs, processing_index 0"),

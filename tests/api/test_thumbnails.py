@@ -160,10 +160,17 @@ def test_storage_holds_the_client_to_the_declared_size_and_one_use(client, crew,
                        headers={**got["upload_headers"], "Content-Type": "image/svg+xml"})
     assert svg.status_code == 403
     assert requests.put(got["upload_url"], data=data, headers=got["upload_headers"], timeout=30).status_code == 200
-    assert call(client, "PUT", f"/videos/{vid}/thumbnail", crew["creator"], {"upload_id": got["upload_id"]})[0] == 200
-    # The upload is consumed: the same id cannot be confirmed again, nor used on another video.
+    status, first = call(client, "PUT", f"/videos/{vid}/thumbnail", crew["creator"], {"upload_id": got["upload_id"]})
+    assert status == 200 and not uploads(s3, vid)
+    key, objects = custom_key(vid), keys(s3, vid)
+    # A repeated PUT (a client's or the API's retry) gives the same answer and changes nothing.
+    assert call(client, "PUT", f"/videos/{vid}/thumbnail", crew["creator"], {"upload_id": got["upload_id"]}) \
+        == (200, first)
+    assert custom_key(vid) == key and keys(s3, vid) == objects
+    # Once removed, the used upload id sets nothing again: its bytes are gone.
+    assert call(client, "DELETE", f"/videos/{vid}/thumbnail", crew["creator"])[0] == 204
     status, body = call(client, "PUT", f"/videos/{vid}/thumbnail", crew["creator"], {"upload_id": got["upload_id"]})
-    assert status == 400 and body["error"] == "Thumbnail not uploaded"
+    assert status == 400 and body["error"] == "Thumbnail not uploaded" and custom_key(vid) is None
 
 
 def test_an_upload_id_of_another_video_does_not_carry_over(client, crew, make_video, s3):

@@ -104,7 +104,7 @@ NEEDS: dict[str, list[Need]] = {
     "chalicelib.api.thumbnails:confirm": obj(THUMBS, DELETE),
     "chalicelib.api.thumbnails:remove": obj(THUMBS, DELETE),
     "chalicelib.api.thumbnails:_convert": function("thumbnail_custom", "lambda:InvokeFunction"),
-    "chalicelib.media.custom_thumbnail:convert": obj("thumbnail-uploads/", GET, DELETE) + obj(THUMBS, PUT),
+    "chalicelib.media.custom_thumbnail:convert": obj("thumbnail-uploads/", GET, DELETE) + obj(THUMBS, GET, PUT),
     "chalicelib.api.uploads:create_direct": obj(RAW, PUT),
     "chalicelib.api.uploads:reissue": obj(RAW, GET),
     "chalicelib.pipeline.start:start_for_object": obj(RAW, GET) + machine("pipeline", "states:StartExecution"),
