@@ -13,6 +13,7 @@ from chalice import Chalice, ConvertToMiddleware, Response
 from chalicelib.api import auth, captions, dash, health, hls, processing, relations, search, uploads, videos
 from chalicelib.api import invites, streams
 from chalicelib.api import files, openapi, social, storyboard, system
+from chalicelib.api import thumbnails, web
 from chalicelib.api import analytics, moderation
 from chalicelib.api import moments, sync
 from chalicelib.api import catalog, multipart
@@ -449,6 +450,26 @@ def files_thumbnail(video_id: str) -> Response:
                            app.current_request.headers.get("if-none-match"))
 
 
+@app.route("/videos/{video_id}/thumbnail", methods=["POST"])
+@handles_errors
+def thumbnail_upload(video_id: str) -> Response:
+    body = thumbnails.request_upload(_user(), parse_uuid(video_id, "Video"), json_body(app.current_request))
+    return Response(body=body, status_code=201)
+
+
+@app.route("/videos/{video_id}/thumbnail", methods=["PUT"])
+@handles_errors
+def thumbnail_set(video_id: str) -> dict:
+    return thumbnails.confirm(_user(), parse_uuid(video_id, "Video"), json_body(app.current_request))
+
+
+@app.route("/videos/{video_id}/thumbnail", methods=["DELETE"])
+@handles_errors
+def thumbnail_remove(video_id: str) -> Response:
+    thumbnails.remove(_user(), parse_uuid(video_id, "Video"))
+    return Response(status_code=204, body="")
+
+
 @app.route("/files/videos/{video_id}/stream", methods=["GET"])
 @handles_errors
 def files_stream(video_id: str) -> Response:
@@ -464,6 +485,35 @@ def system_storage() -> dict:
 @app.route("/openapi.json", methods=["GET"])
 def openapi_document() -> Response:
     return Response(body=openapi.document(app), headers={"Cache-Control": "public, max-age=300"})
+
+
+# ---------------------------------------------------------------- web pages
+# (static HTML + JS from chalicelib/web; their data comes from the routes above)
+
+@app.route("/web", methods=["GET"])
+def web_streams() -> Response:
+    return web.page("streams")
+
+
+@app.route("/web/upload", methods=["GET"])
+def web_upload() -> Response:
+    return web.page("upload")
+
+
+@app.route("/web/watch", methods=["GET"])
+def web_watch() -> Response:
+    return web.page("watch")
+
+
+@app.route("/docs", methods=["GET"])
+def web_docs() -> Response:
+    return web.page("docs")
+
+
+@app.route("/web/assets/{name}", methods=["GET"])
+@handles_errors
+def web_asset(name: str) -> Response:
+    return web.asset(name, app.current_request.headers.get("if-none-match"))
 
 
 # ---------------------------------------------------------------- moments, clips and sync
@@ -743,6 +793,12 @@ def pipeline_embed(event: dict, context: Any) -> dict:
 def embed_query(event: dict, context: Any) -> dict:
     from chalicelib.ml import embed
     return {"model": embed.MODEL_NAME, "vectors": embed.get_encoder().encode(event["texts"][:32]).tolist()}
+
+
+@app.lambda_function(name="thumbnail_custom")
+def thumbnail_custom(event: dict, context: Any) -> dict:
+    from chalicelib.media import custom_thumbnail
+    return custom_thumbnail.convert(event)
 
 
 @app.lambda_function(name="pipeline_finalize")

@@ -23,8 +23,11 @@ THUMBNAIL_PREFIX = "thumbnails/"
 TRANSCRIPT_PREFIX = "transcripts/"
 EMBEDDING_PREFIX = "embeddings/"
 CLIP_PREFIX = "clips/"
+# Custom thumbnails as uploaded, before they are checked: never public (thumbnails/ may be),
+# never served, and expired by a lifecycle rule if nobody confirms them.
+THUMBNAIL_UPLOAD_PREFIX = "thumbnail-uploads/"
 PREFIXES = (RAW_PREFIX, PROCESSED_PREFIX, THUMBNAIL_PREFIX, TRANSCRIPT_PREFIX,
-            EMBEDDING_PREFIX, CLIP_PREFIX)
+            EMBEDDING_PREFIX, CLIP_PREFIX, THUMBNAIL_UPLOAD_PREFIX)
 
 
 class StorageError(Exception):
@@ -85,6 +88,16 @@ def thumbnail_key(video_id: str, variant: str | None = None) -> str:
     return f"{THUMBNAIL_PREFIX}{video_id}{suffix}.jpg"
 
 
+def custom_thumbnail_upload_key(video_id: str, upload_id: str) -> str:
+    """Where a client PUTs a custom thumbnail; never served (it becomes `custom_thumbnail_key`)."""
+    return f"{THUMBNAIL_UPLOAD_PREFIX}{video_id}/{upload_id}"
+
+
+def custom_thumbnail_key(video_id: str, upload_id: str) -> str:
+    """The re-encoded custom thumbnail (a new key per upload: a replaced one is never half-seen)."""
+    return f"{THUMBNAIL_PREFIX}{video_id}_custom_{upload_id}.jpg"
+
+
 def transcript_key(video_id: str) -> str:
     return f"{TRANSCRIPT_PREFIX}{video_id}.json"
 
@@ -106,7 +119,7 @@ def video_prefixes(video_id: str) -> list[str]:
     """Every key prefix under which objects of one video may live."""
     return [processed_prefix(video_id), clip_prefix(video_id),
             f"{THUMBNAIL_PREFIX}{video_id}", transcript_key(video_id),
-            embedding_key(video_id), f"{RAW_PREFIX}{video_id}."]
+            embedding_key(video_id), f"{RAW_PREFIX}{video_id}.", f"{THUMBNAIL_UPLOAD_PREFIX}{video_id}/"]
 
 
 def s3_client() -> Any:

@@ -1,5 +1,8 @@
 """File serving (reference/000 File Serving): thumbnails by state, stream redirects.
 
+A custom thumbnail (chalicelib.api.thumbnails) is served whenever one is set,
+in every state but duplicate (whose overlay says what the clip is).
+
 No bytes pass through the API. The thumbnail route answers a 302 to a
 short-lived presigned GET of the stored JPEG, for every client: API Gateway
 (and Chalice, which mirrors it with a 400) returns a binary body only when the
@@ -24,6 +27,7 @@ from chalicelib.errors import NotFoundError
 JPEG = "image/jpeg"
 FINAL_CACHE = "private, max-age=86400"
 OVERLAY_CACHE = "private, max-age=60"
+CUSTOM_CACHE = "private, max-age=300"   # it can be replaced or removed
 STREAM_TTL_S = 300
 # A cached thumbnail redirect expires this long before the presigned URL it points at.
 REDIRECT_MARGIN_S = 60
@@ -32,6 +36,13 @@ REDIRECT_MARGIN_S = 60
 def thumbnail_candidates(video: dict) -> list[tuple[str, str]]:
     """(key, Cache-Control) of the thumbnails that fit the video's state, best first."""
     vid = str(video["id"])
+    custom = video.get("custom_thumbnail_key")
+    if custom and video["processing_index"] != -1:   # a duplicate keeps its DUPLICATE overlay
+        return [(custom, CUSTOM_CACHE), *_frame_candidates(video, vid)]
+    return _frame_candidates(video, vid)
+
+
+def _frame_candidates(video: dict, vid: str) -> list[tuple[str, str]]:
     final = (storage.thumbnail_key(vid), FINAL_CACHE)
     processing = (storage.thumbnail_key(vid, "processing"), OVERLAY_CACHE)
     if video["processing_index"] == 0:

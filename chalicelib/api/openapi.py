@@ -218,6 +218,17 @@ SCHEMAS: dict[str, dict] = {
                          "processing_index": _INT, "thumbnail_url": _nullable(_S),
                          "stream": _nullable(_obj({"hls_url": _S, "bitrates": _arr(_INT)})),
                          "expires_at": _TIME}, ("id", "title", "thumbnail_url", "stream")),
+    "ThumbnailUploadRequest": _obj({"content_type": {"type": "string", "enum": ["image/jpeg", "image/png",
+                                                                                  "image/webp"]},
+                                     "size_bytes": {"type": "integer", "minimum": 1, "maximum": 5 * 1024 * 1024}},
+                                    ("content_type", "size_bytes"), extra=False),
+    "ThumbnailUpload": _obj({"upload_id": _UUID, "upload_url": _S, "upload_method": _S,
+                             "upload_headers": {"type": "object", "additionalProperties": _S},
+                             "expires_at": _TIME, "max_size": _S, "max_pixels": _INT, "max_side": _INT},
+                            ("upload_id", "upload_url", "upload_headers")),
+    "ThumbnailConfirm": _obj({"upload_id": _UUID}, ("upload_id",), extra=False),
+    "ThumbnailSet": _obj({"id": _UUID, "custom_thumbnail": _BOOL, "width": _INT, "height": _INT,
+                          "thumbnail_url": _S}, ("id", "custom_thumbnail", "thumbnail_url")),
     "PrefixUsage": _obj({"objects": _INT, "bytes": _INT, "human": _S}),
     "StorageUsage": _obj({"total_space": _S, "used_space": _S, "free_space": _S,
                           "video_count": _INT, "total_bytes": _INT, "used_bytes": _INT,
@@ -482,6 +493,20 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
     ("GET", "/console"): {
         "summary": "Operators' console page (its data needs a platform admin's token)",
         "ok": ("200", {"description": "The console", "content": {"text/html": {"schema": {"type": "string"}}}})},
+    ("GET", "/web"): {"summary": "Web page: your streams and a stream's clips (?stream=); sign in on the page",
+                      "ok": ("200", {"description": "HTML", "content": {"text/html": {"schema": {"type": "string"}}}})},
+    ("GET", "/web/upload"): {"summary": "Web page: upload a clip with progress, then its processing stages",
+                             "ok": ("200", {"description": "HTML", "content": {"text/html": {"schema": {"type": "string"}}}})},
+    ("GET", "/web/watch"): {"summary": "Web page: the player (?video=): quality menu, captions, scrub-bar previews,"
+                                       " transcript, similar clips; MP4 fallback without MSE",
+                            "ok": ("200", {"description": "HTML", "content": {"text/html": {"schema": {"type": "string"}}}})},
+    ("GET", "/web/assets/{name}"): {"summary": "The pages' scripts and styles (hls.js and Swagger UI included)",
+                                    "not_modified": True,
+                                    "ok": ("200", {"description": "JavaScript or CSS", "content": {
+                                        "text/javascript": {"schema": {"type": "string"}},
+                                        "text/css": {"schema": {"type": "string"}}}})},
+    ("GET", "/docs"): {"summary": "This API reference, rendered by Swagger UI (served by the API, no CDN)",
+                       "ok": ("200", {"description": "HTML", "content": {"text/html": {"schema": {"type": "string"}}}})},
     ("GET", "/console/api/executions"): {
         "summary": "Recent pipeline executions with states, timings and errors (platform admins)",
         "query": [{"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 50}}]},
@@ -515,6 +540,17 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
     ("GET", "/files/videos/{video_id}/thumbnail"): {
         "summary": "The thumbnail for the video's state (302 to storage; 304 when If-None-Match matches)",
         "ok": ("302", _THUMBNAIL), "not_modified": True},
+    ("POST", "/videos/{video_id}/thumbnail"): {
+        "summary": "Presigned PUT for a custom thumbnail: JPEG, PNG or WebP, at most 5 MB, 24 MP and 8192 px a side"
+                   " (uploader or stream admin); send it with upload_headers, then PUT with the upload_id",
+        "body": _ref("ThumbnailUploadRequest"), "ok": ("201", _json(_ref("ThumbnailUpload"), "Created"))},
+    ("PUT", "/videos/{video_id}/thumbnail"): {
+        "summary": "Check the uploaded image and make it the thumbnail, re-encoded to a plain JPEG; 400 with details"
+                   " for anything that is not one clean image of the declared type (SVG, polyglot, decompression"
+                   " bomb, too many pixels)",
+        "also": ("503",), "body": _ref("ThumbnailConfirm"), "ok": ("200", _json(_ref("ThumbnailSet")))},
+    ("DELETE", "/videos/{video_id}/thumbnail"): {
+        "summary": "Remove the custom thumbnail: back to the representative frame", "ok": ("204", _NO_CONTENT)},
     ("GET", "/files/videos/{video_id}/stream"): {"summary": "Redirect to the best stored rendition",
                                                  "ok": ("302", _REDIRECT)},
     ("GET", "/system/storage"): {"summary": "Storage usage (platform admins)",
@@ -628,12 +664,12 @@ def document(app: Any) -> dict:
 
 # Extra statuses an operation declares with "also"; 202 is a NotReadyError (processing not done yet).
 _ALSO = {"202": "NotReady", "401": "Unauthorized", "404": "NotFound", "409": "Conflict",
-         "413": "TooLarge"}
+         "413": "TooLarge", "503": "Unavailable"}
 _ERRORS = {"BadRequest": "Invalid request (details list every problem)",
            "NotReady": "Not ready yet (the video is still processing)",
            "Conflict": "Conflicts with the current state",
            "Unauthorized": "Authentication required", "Forbidden": "Access denied",
-           "NotFound": "Not found", "Gone": "Expired",
+           "NotFound": "Not found", "Gone": "Expired", "Unavailable": "Try again shortly",
            "TooLarge": "Too large (over the size limit or the uploader's storage quota)",
            "TooManyRequests": "Rate limit reached (Retry-After header and retry_after say when to retry)"}
 

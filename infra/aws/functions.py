@@ -123,6 +123,10 @@ PIPELINE_FUNCTIONS: dict[str, FunctionSpec] = {
                                    why="ONNX embeddings + relations (numpy alignment)"),
     "embed_query": FunctionSpec(layers=("embed",), environment=_EMBED_ENV, in_vpc=False,
                                 why="embeds search queries for the API: no database, no bucket"),
+    # PUT /videos/{id}/thumbnail invokes it: Pillow is in the media image, not in API functions.
+    "thumbnail_custom": FunctionSpec(
+        image=True, in_vpc=False, grants=("consume-thumbnail-uploads", "write-thumbnails", "read-thumbnails"),
+        why="checks an uploaded custom thumbnail and re-encodes it to a safe JPEG (Pillow): no database"),
     "pipeline_finalize": FunctionSpec(grants=("read-processed", "write-processed", *_STEP),
                                       why="checks the outputs, processing_index 0"),
     "pipeline_mark_failed": FunctionSpec(grants=_STEP, why="records the failure on the video"),
@@ -148,6 +152,7 @@ UNKNOWN_FUNCTION = FunctionSpec(image=True, ephemeral_mb=ephemeral_mb(MAX_UPLOAD
 # calls each group's routes can reach.
 API_GRANTS: dict[str, tuple[str, ...]] = {
     "system": ("head-bucket", "transcode-status"),
+    "web": (),
     "auth": ("jwt",),
     "webhooks": ("head-raw", "refuse-raw", "start-pipeline"),
     "search": ("jwt", "read-thumbnails", "invoke-embed-query"),
@@ -161,7 +166,8 @@ API_GRANTS: dict[str, tuple[str, ...]] = {
     "ops": ("jwt", "watch-pipeline"),
     "sync": ("jwt",),
     "videos": ("jwt", "upload-raw", "list-raw-parts", "read-thumbnails", "read-processed",
-               "delete-video-objects", "abort-raw-uploads", "stop-pipeline", "stop-clips"),
+               "delete-video-objects", "abort-raw-uploads", "stop-pipeline", "stop-clips", "upload-thumbnails",
+               "invoke-thumbnail-custom"),
     "streams": ("jwt", "read-thumbnails", "delete-video-objects", "abort-raw-uploads", "stop-pipeline",
                 "stop-clips"),
     "core": ("jwt",),
@@ -203,6 +209,11 @@ def grant_statements(grant: str, names: iam.Names) -> list[dict]:
         "write-processed": lambda: [iam.s3_write("processed-videos/", why="writes the HLS ladder")],
         "read-thumbnails": lambda: [iam.s3_read("thumbnails/", why="presigned thumbnail URLs")],
         "write-thumbnails": lambda: [iam.s3_write("thumbnails/", why="writes thumbnails and overlays")],
+        "upload-thumbnails": lambda: [iam.s3_write("thumbnail-uploads/", why="presigned PUTs of custom "
+                                                   "thumbnails are signed with this role")],
+        "consume-thumbnail-uploads": lambda: [
+            iam.s3_read("thumbnail-uploads/", why="reads a custom thumbnail as uploaded, to check it"),
+            *iam.s3_delete("thumbnail-uploads/", why="removes the upload once it is re-encoded or refused")],
         "write-speech-handover": lambda: [{
             "Sid": iam._sid("WriteSpeechHandOver", "leaves the 16 kHz speech WAV of its audio decode "
                             "for the transcribe step, which runs beside the transcode"),
@@ -229,6 +240,9 @@ def grant_statements(grant: str, names: iam.Names) -> list[dict]:
             names.function("pipeline_transcode"), "/health reports whether the FFmpeg function is ready "
             "(API functions carry no FFmpeg)")],
         "watch-pipeline": lambda: iam.watch_executions(pipeline),
+        "invoke-thumbnail-custom": lambda: [iam.invoke(names.function("thumbnail_custom"),
+                                                       "custom thumbnails are checked and re-encoded by the "
+                                                       "thumbnail_custom function (Pillow)")],
         "invoke-embed-query": lambda: [iam.invoke(names.function("embed_query"),
                                                   "the query vector comes from the embed_query function, "
                                                   "so API functions never load a model")],

@@ -30,6 +30,8 @@ class RouteGroup:
 ROUTE_GROUPS: tuple[RouteGroup, ...] = (
     RouteGroup("system", (r"^/$", r"^/health$", r"^/openapi\.json$"),
                memory=256, timeout=15, why="health check and API document"),
+    RouteGroup("web", (r"^/web(/|$)", r"^/docs$"), memory=256, timeout=10,
+               why="the web pages and their scripts (static files of the package): no data, no AWS call"),
     RouteGroup("auth", (r"^/auth/",),
                why="Google ID token check (fetches Google's keys), app and refresh tokens"),
     RouteGroup("webhooks", (r"^/webhooks/",), memory=256,

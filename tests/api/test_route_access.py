@@ -110,7 +110,7 @@ def world(client, make_user, make_stream, make_video, google_key):
 
 def _path(method: str, template: str, w: dict) -> str:
     values = {"stream_id": w["stream_id"], "video_id": w["video_id"], "share_id": w["share_id"],
-              "report_id": w["report_id"], "moment_id": w["moment_id"], "quality": "720p", "segment": "00000.vtt",
+              "report_id": w["report_id"], "moment_id": w["moment_id"], "quality": "720p", "segment": "00000.vtt", "name": "app.js",
               "user_id": w["outcast_id"] if template.endswith("/bans/{user_id}") else w["target"]["user"]["id"],
               "code": w["share_code"] if template.startswith("/share/") else w["invite_code"]}
     path = re.sub(r"{([^}]+)}", lambda m: values[m.group(1)], template)
@@ -138,6 +138,8 @@ def _body(method: str, template: str, w: dict) -> dict | None:
         ("PUT", "/videos/{video_id}"): {"title": "Renamed"},
         ("POST", "/videos/{video_id}/multipart/complete"): {"upload_id": w["upload_id"],
                                                             "parts": [{"part_number": 1, "etag": "x"}]},
+        ("POST", "/videos/{video_id}/thumbnail"): {"content_type": "image/png", "size_bytes": 100},
+        ("PUT", "/videos/{video_id}/thumbnail"): {"upload_id": str(uuid.uuid4())},   # 400 past the access check
         ("POST", "/sync"): {"video_id": w["video_id"],
                             "operations": [{"id": "op-1", "type": "update_title", "value": "Synced"}]},
         ("POST", "/videos/{video_id}/report"): {"reason": "spam"},

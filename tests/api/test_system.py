@@ -31,7 +31,7 @@ def test_storage_usage_counts_every_prefix(client, sign_in, s3, make_stream, mak
     assert raw_after["objects"] >= raw_before["objects"] + 1
     assert raw_after["bytes"] >= raw_before["bytes"] + 1000
     assert set(after["by_prefix"]) == {"raw-uploads/", "processed-videos/", "thumbnails/",
-                                       "transcripts/", "embeddings/", "clips/", "other"}
+                                       "transcripts/", "embeddings/", "clips/", "thumbnail-uploads/", "other"}
     assert after["by_prefix"]["other"]["bytes"] >= 7
     assert after["used_bytes"] == sum(p["bytes"] for p in after["by_prefix"].values())
     assert after["total_space"] == "500GB" and after["total_bytes"] == 500 * 1024**3

@@ -25,7 +25,9 @@ def video_keys(vid: str) -> list[str]:
             f"processed-videos/{vid}/720p/index.m3u8", f"processed-videos/{vid}/720p/seg_000.ts",
             f"thumbnails/{vid}.jpg", f"thumbnails/{vid}_processing.jpg",
             f"thumbnails/{vid}_duplicate.jpg", f"transcripts/{vid}.json",
-            f"embeddings/{vid}.json", f"clips/{vid}/clip-1.mp4"]
+            f"embeddings/{vid}.json", f"clips/{vid}/clip-1.mp4",
+            f"thumbnails/{vid}_custom_0f8fad5b-d9cb-469f-a165-70867728950e.jpg",
+            f"thumbnail-uploads/{vid}/0f8fad5b-d9cb-469f-a165-70867728950e"]
 
 
 def put_objects(s3, vid):

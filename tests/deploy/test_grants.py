@@ -100,6 +100,11 @@ NEEDS: dict[str, list[Need]] = {
     "chalicelib.api.social:public_share": obj(THUMBS, GET),
     "chalicelib.api.system:usage": listing(),
     "chalicelib.api.uploads:presigned_upload": obj(RAW, PUT),
+    "chalicelib.api.thumbnails:request_upload": obj("thumbnail-uploads/", PUT),
+    "chalicelib.api.thumbnails:confirm": obj(THUMBS, DELETE),
+    "chalicelib.api.thumbnails:remove": obj(THUMBS, DELETE),
+    "chalicelib.api.thumbnails:_convert": function("thumbnail_custom", "lambda:InvokeFunction"),
+    "chalicelib.media.custom_thumbnail:convert": obj("thumbnail-uploads/", GET, DELETE) + obj(THUMBS, GET, PUT),
     "chalicelib.api.uploads:create_direct": obj(RAW, PUT),
     "chalicelib.api.uploads:reissue": obj(RAW, GET),
     # resumable uploads: CreateMultipartUpload, UploadPart (presigned) and Complete need
@@ -116,7 +121,7 @@ NEEDS: dict[str, list[Need]] = {
     "chalicelib.video_deletion:stop_executions": execution("pipeline", "states:StopExecution"),
     "chalicelib.video_deletion:stop_clip_extraction": execution("clips", "states:StopExecution"),
     "chalicelib.video_deletion:delete_objects": [
-        n for p in ("raw-uploads/", HLS, THUMBS, "transcripts/", "embeddings/", CLIPS)
+        n for p in ("raw-uploads/", HLS, THUMBS, "transcripts/", "embeddings/", CLIPS, "thumbnail-uploads/")
         for n in obj(p, DELETE) + listing(p)],
     # the pipeline
     "chalicelib.pipeline.dedup:run": obj(RAW, GET),

@@ -290,7 +290,10 @@ def test_functions_reach_only_their_keys(template):
                     out.add(r["Fn::Sub"].split("${MediaBucketName}", 1)[1])
         return out
 
-    assert s3("ApiVideosRole", "s3:PutObject") == {"/raw-uploads/*"}
+    assert s3("ApiVideosRole", "s3:PutObject") == {"/raw-uploads/*", "/thumbnail-uploads/*"}
+    # custom thumbnails: uploads stay out of thumbnails/ (public with PublicMediaRead) until re-encoded
+    assert s3("ThumbnailCustomRole", "s3:GetObject") == {"/thumbnail-uploads/*", "/thumbnails/*"}   # + a retry
+    assert s3("ThumbnailCustomRole", "s3:PutObject") == {"/thumbnails/*"}
     assert s3("PipelineTranscodeRole", "s3:PutObject") == {"/processed-videos/*", "/thumbnails/*"}
     assert s3("PipelineTranscribeRole", "s3:PutObject") == {"/transcripts/*"}
     assert s3("ApiAuthRole", "s3:GetObject") == set() and s3("ApiAuthRole", "s3:PutObject") == set()
@@ -312,6 +315,8 @@ def test_bucket_notification_cors_lifecycle_and_public_read(template):
     assert {"PUT", "POST"} <= set(bucket["CorsConfiguration"]["CorsRules"][0]["AllowedMethods"])
     rules = bucket["LifecycleConfiguration"]["Rules"]
     assert any(r.get("AbortIncompleteMultipartUpload", {}).get("DaysAfterInitiation") == 1 for r in rules)
+    assert {"Id": "expire-unconfirmed-thumbnail-uploads", "Status": "Enabled", "Prefix": "thumbnail-uploads/",
+            "ExpirationInDays": 1} in rules
     statements = res["MediaBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"]
     public = [s["Fn::If"][1] for s in statements if "Fn::If" in s]
     assert [s["Action"] for s in public] == ["s3:GetObject"]

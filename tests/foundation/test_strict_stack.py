@@ -76,6 +76,28 @@ def test_unsigned_requests_are_refused_everywhere(stack, s3):
     assert s3.get_object(Bucket=BUCKET, Key="thumbnails/strict-probe.jpg")["Body"].read() == b"jpeg"
 
 
+def test_a_browsers_cors_preflight_is_answered_from_the_bucket_rules_and_grants_nothing(stack, video, s3):
+    """A page's presigned PUT (Content-Type and If-None-Match are non-simple) is preceded by an OPTIONS
+    without credentials: S3 answers it from the bucket's CORS rules; it reads and writes nothing."""
+    origin = "http://127.0.0.1:5000"
+    preflight = requests.options(video["upload_url"], timeout=10, headers={
+        "Origin": origin, "Access-Control-Request-Method": "PUT",
+        "Access-Control-Request-Headers": "content-type,if-none-match"})
+    assert preflight.status_code == 200, preflight.text
+    assert preflight.headers["Access-Control-Allow-Origin"] == origin
+    assert "PUT" in preflight.headers["Access-Control-Allow-Methods"]
+    assert "DELETE" not in preflight.headers["Access-Control-Allow-Methods"]
+    s3.put_object(Bucket=BUCKET, Key="thumbnails/preflight-probe.jpg", Body=b"secret-bytes")
+    base = stack.env["AWS_ENDPOINT_URL"]
+    probe = requests.options(f"{base}/{BUCKET}/thumbnails/preflight-probe.jpg", timeout=10,
+                             headers={"Origin": origin, "Access-Control-Request-Method": "GET"})
+    assert b"secret-bytes" not in probe.content
+    assert not _exists(s3, video["key"])
+    # the request after the preflight is still checked: unsigned, it is refused
+    resp = requests.put(f"{base}/{BUCKET}/{video['key']}", data=b"x" * 64, headers={"Origin": origin}, timeout=10)
+    assert resp.status_code == 403 and not _exists(s3, video["key"])
+
+
 def test_presigned_put_with_its_query_cut_off_stores_nothing(video, s3):
     headers = {**video["upload_headers"], "Content-Type": "video/mp4"}
     bare = video["upload_url"].split("?", 1)[0]
