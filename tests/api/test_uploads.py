@@ -56,7 +56,10 @@ def test_presigned_put_upload_processes_to_complete(client, creator, clips):
     assert body["status"] == "complete" and body["processing_index"] == 0 and body["stage"] == "complete"
     assert body["execution_arn"].startswith("arn:aws:states:")
     assert body["started_at"] and body["finished_at"] and body["failure_reason"] is None
-    assert [h["stage"] for h in body["history"]] == ["dedup", "transcode", "transcribe", "embed"]
+    stages = [h["stage"] for h in body["history"]]
+    # Dedup first; Transcode runs beside Transcribe -> Embed, so their order varies.
+    assert stages[0] == "dedup" and sorted(stages[1:]) == ["embed", "transcode", "transcribe"]
+    assert stages.index("transcribe") < stages.index("embed")
 
 
 def test_presigned_post_upload_processes_to_complete(client, creator, clips):

@@ -62,7 +62,7 @@ def test_graph_is_the_deployed_state_machine(admin, member):
     edges = {(e["from"], e["to"], e["kind"]) for e in graph["edges"]}
     assert ("Dedup", "IsDuplicate", "next") in edges and ("IsDuplicate", "MarkDuplicate", "choice") in edges
     assert ("IsDuplicate", "Process", "default") in edges and ("Dedup", "DedupFailed", "catch") in edges
-    assert [b[0] for b in nodes["Process"]["branches"]] == ["Ladder", "Speech"]
+    assert [b[0] for b in nodes["Process"]["branches"]] == ["LadderPlan", "Speech"]
 
 
 def test_console_data_is_for_platform_admins(member):
