@@ -82,6 +82,8 @@ def confirm(user: dict, video_id: str, body: dict) -> dict:
     vid = str(video["id"])
     result = _convert({"upload_key": storage.custom_thumbnail_upload_key(vid, upload_id),
                        "key": storage.custom_thumbnail_key(vid, upload_id)})
+    if result.get("missing"):   # an id nothing was uploaded for (or of another video): 404, as for any unknown id
+        raise NotFoundError(result["error"], details=result.get("details") or [])
     if "error" in result:
         raise ValidationError(result["error"], details=result.get("details") or [])
     with db.transaction() as cur:

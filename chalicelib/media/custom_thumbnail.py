@@ -137,7 +137,8 @@ def convert(event: dict) -> dict:
             done = storage.head(key)
             if done is not None:   # a repeated call (the API's retry after a timeout): the same answer
                 return {"key": key, **_size_of(storage.read_bytes(key)), "bytes": done["ContentLength"]}
-            return {"error": "Thumbnail not uploaded", "details": ["no upload arrived for this upload_id"]}
+            return {"error": "Thumbnail upload not found", "missing": True,
+                    "details": ["no upload arrived for this upload_id"]}
         # The presigned PUT signed the content type, so storage holds the one the API accepted.
         content_type = (meta.get("ContentType") or "").split(";")[0].strip().lower()
         if meta["ContentLength"] > MAX_BYTES:   # the presigned PUT binds the size; never read a bigger one

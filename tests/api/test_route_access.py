@@ -139,7 +139,7 @@ def _body(method: str, template: str, w: dict) -> dict | None:
         ("POST", "/videos/{video_id}/multipart/complete"): {"upload_id": w["upload_id"],
                                                             "parts": [{"part_number": 1, "etag": "x"}]},
         ("POST", "/videos/{video_id}/thumbnail"): {"content_type": "image/png", "size_bytes": 100},
-        ("PUT", "/videos/{video_id}/thumbnail"): {"upload_id": str(uuid.uuid4())},   # 400 past the access check
+        ("PUT", "/videos/{video_id}/thumbnail"): {"upload_id": str(uuid.uuid4())},   # 404 past the access check
         ("POST", "/sync"): {"video_id": w["video_id"],
                             "operations": [{"id": "op-1", "type": "update_title", "value": "Synced"}]},
         ("POST", "/videos/{video_id}/report"): {"reason": "spam"},

@@ -143,9 +143,12 @@ def test_the_request_is_checked_before_any_upload(client, crew):
     ]:
         status, got = call(client, "POST", f"/videos/{vid}/thumbnail", crew["creator"], body)
         assert status == 400 and any(detail in d for d in got["details"]), (body, got)
-    for upload_id in (None, "", "not-a-uuid", str(uuid.uuid4())):
+    for upload_id in (None, "", "not-a-uuid"):
         status, got = call(client, "PUT", f"/videos/{vid}/thumbnail", crew["creator"], {"upload_id": upload_id})
         assert status == 400 and got["details"], (upload_id, got)
+    # A well-formed id nothing was uploaded for is unknown: 404, as for any id.
+    status, got = call(client, "PUT", f"/videos/{vid}/thumbnail", crew["creator"], {"upload_id": str(uuid.uuid4())})
+    assert status == 404 and got["error"] == "Thumbnail upload not found"
     assert custom_key(vid) is None
 
 
@@ -170,7 +173,7 @@ def test_storage_holds_the_client_to_the_declared_size_and_one_use(client, crew,
     # Once removed, the used upload id sets nothing again: its bytes are gone.
     assert call(client, "DELETE", f"/videos/{vid}/thumbnail", crew["creator"])[0] == 204
     status, body = call(client, "PUT", f"/videos/{vid}/thumbnail", crew["creator"], {"upload_id": got["upload_id"]})
-    assert status == 400 and body["error"] == "Thumbnail not uploaded" and custom_key(vid) is None
+    assert status == 404 and body["error"] == "Thumbnail upload not found" and custom_key(vid) is None
 
 
 def test_an_upload_id_of_another_video_does_not_carry_over(client, crew, make_video, s3):
@@ -180,7 +183,7 @@ def test_an_upload_id_of_another_video_does_not_carry_over(client, crew, make_vi
     other = str(make_video({"id": stream["stream_id"]}, {"id": crew["creator"]["user"]["id"]})["id"])
     got = upload(client, crew["creator"], crew["vid"], image_bytes("PNG"))
     status, body = call(client, "PUT", f"/videos/{other}/thumbnail", crew["creator"], {"upload_id": got["upload_id"]})
-    assert status == 400 and body["error"] == "Thumbnail not uploaded"
+    assert status == 404 and body["error"] == "Thumbnail upload not found"
     assert custom_key(other) is None and custom_key(crew["vid"]) is None
 
 
