@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from typing import Any
 
 from chalicelib import access, db, storage
 from chalicelib.api import uploads
@@ -106,11 +107,7 @@ def complete(user: dict, video_id: str, body: dict) -> dict:
     upload_id = _upload_id(body.get("upload_id"))
     with db.transaction() as cur:
         # One completion at a time per upload: a retried call waits and gets the same answer.
-        cur.execute("SELECT * FROM multipart_uploads WHERE upload_id = %s AND video_id = %s FOR UPDATE",
-                    (upload_id, video_id))
-        row = cur.fetchone()
-        if row is None:
-            raise NotFoundError("Upload not found", details=["upload_id is not an upload of this video"])
+        row = _lock_upload(cur, upload_id, video_id)
         if row["status"] == "completed":
             return _completed(video)
         if row["status"] == "aborted":
@@ -150,11 +147,7 @@ def abort(user: dict, video_id: str, query: dict) -> None:
     video = _own_video(user, video_id)
     upload_id = _upload_id(query.get("upload_id"))
     with db.transaction() as cur:
-        cur.execute("SELECT * FROM multipart_uploads WHERE upload_id = %s AND video_id = %s FOR UPDATE",
-                    (upload_id, video_id))
-        row = cur.fetchone()
-        if row is None:
-            raise NotFoundError("Upload not found", details=["upload_id is not an upload of this video"])
+        row = _lock_upload(cur, upload_id, video_id)
         if row["status"] == "completed":
             raise ConflictError("Upload already completed")
         if row["status"] == "open":
@@ -231,6 +224,16 @@ def _own_video(user: dict, video_id: str) -> dict:
 
 def _open_upload(video_id: str) -> dict | None:
     return db.fetch_one("SELECT * FROM multipart_uploads WHERE video_id = %s AND status = 'open'", (video_id,))
+
+
+def _lock_upload(cur: Any, upload_id: str, video_id: str) -> dict:
+    """The upload's row, locked for this transaction; 404 unless it is an upload of this video."""
+    cur.execute("SELECT * FROM multipart_uploads WHERE upload_id = %s AND video_id = %s FOR UPDATE",
+                (upload_id, video_id))
+    row = cur.fetchone()
+    if row is None:
+        raise NotFoundError("Upload not found", details=["upload_id is not an upload of this video"])
+    return row
 
 
 def _upload_id(value: object) -> str:

@@ -327,9 +327,14 @@ def _secret_of(access_key_id: str, session_token: str | None) -> str | None:
     return key.create_credentials().secret_key
 
 
+def _environ_key(header: str) -> str:
+    """The WSGI environ key of an HTTP header."""
+    return "HTTP_" + header.upper().replace("-", "_")
+
+
 def _header_value(environ: dict, name: str) -> str:
     key = {"content-type": "CONTENT_TYPE", "content-length": "CONTENT_LENGTH"}.get(
-        name, "HTTP_" + name.upper().replace("-", "_"))
+        name, _environ_key(name))
     return " ".join(str(environ.get(key, "")).split())
 
 
@@ -364,9 +369,9 @@ def presigned_problem(environ: dict) -> tuple[int, str, str] | None:
     if not hmac.compare_digest(expected, signature):
         return 403, "SignatureDoesNotMatch", ("The request signature we calculated does not match the "
                                               "signature you provided. Check your key and signing method.")
-    environ["HTTP_" + PRESIGNED_BY.upper().replace("-", "_")] = access_key
+    environ[_environ_key(PRESIGNED_BY)] = access_key
     if params.get("X-Amz-Security-Token"):
-        environ["HTTP_" + PRESIGNED_TOKEN.upper().replace("-", "_")] = params["X-Amz-Security-Token"]
+        environ[_environ_key(PRESIGNED_TOKEN)] = params["X-Amz-Security-Token"]
     return None
 
 
@@ -429,14 +434,14 @@ def post_policy_problem(environ: dict) -> tuple[int, str, str] | None:
     extra = sorted(k for k in fields if k not in covered and not k.startswith("x-ignore-"))
     if extra:
         return 403, "AccessDenied", f"Invalid according to Policy: Extra input fields: {', '.join(extra)}"
-    environ["HTTP_" + PRESIGNED_BY.upper().replace("-", "_")] = access_key
-    environ["HTTP_" + POST_KEY.upper().replace("-", "_")] = fields.get("key", "")
+    environ[_environ_key(PRESIGNED_BY)] = access_key
+    environ[_environ_key(POST_KEY)] = fields.get("key", "")
     if fields.get("x-amz-security-token"):
-        environ["HTTP_" + PRESIGNED_TOKEN.upper().replace("-", "_")] = fields["x-amz-security-token"]
+        environ[_environ_key(PRESIGNED_TOKEN)] = fields["x-amz-security-token"]
     return None
 
 
-_INTERNAL = tuple("HTTP_" + h.upper().replace("-", "_") for h in (PRESIGNED_BY, PRESIGNED_TOKEN, POST_KEY))
+_INTERNAL = tuple(_environ_key(h) for h in (PRESIGNED_BY, PRESIGNED_TOKEN, POST_KEY))
 
 
 def edge(app: Callable) -> Callable:
