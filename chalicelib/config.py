@@ -83,6 +83,10 @@ class Settings:
     chunk_threshold_s: float = 30.0
     chunk_s: int = 16
     chunk_concurrency: int = 2
+    # Requests to user-given URLs (chalicelib.outbound): http besides https, and hosts or
+    # CIDR ranges that may be private anyway (a local test server; empty in AWS).
+    outbound_allow_http: bool = False
+    outbound_allow_hosts: tuple[str, ...] = ()
 
 
 @lru_cache(maxsize=1)
@@ -121,6 +125,8 @@ def get_settings() -> Settings:
         chunk_threshold_s=float(env.get("CHUNK_THRESHOLD_SECONDS", str(Settings.chunk_threshold_s))),
         chunk_s=parse_chunk_seconds(env.get("CHUNK_SECONDS")),
         chunk_concurrency=int(env.get("CHUNK_CONCURRENCY") or os.cpu_count() or 1),
+        outbound_allow_http=env.get("OUTBOUND_ALLOW_HTTP", "").lower() in ("1", "true", "yes"),
+        outbound_allow_hosts=tuple(h.lower() for h in _list(env.get("OUTBOUND_ALLOW_HOSTS"))),
     )
 
 
