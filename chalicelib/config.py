@@ -83,6 +83,9 @@ class Settings:
     chunk_threshold_s: float = 30.0
     chunk_s: int = 16
     chunk_concurrency: int = 2
+    # Live updates: the WebSocket API's management endpoint (https://{api}.execute-api.{region}
+    # .amazonaws.com/{stage} in AWS, the local stack's own locally); unset: nothing is published.
+    live_endpoint_url: str | None = None
 
 
 @lru_cache(maxsize=1)
@@ -121,6 +124,7 @@ def get_settings() -> Settings:
         chunk_threshold_s=float(env.get("CHUNK_THRESHOLD_SECONDS", str(Settings.chunk_threshold_s))),
         chunk_s=parse_chunk_seconds(env.get("CHUNK_SECONDS")),
         chunk_concurrency=int(env.get("CHUNK_CONCURRENCY") or os.cpu_count() or 1),
+        live_endpoint_url=(env.get("LIVE_ENDPOINT_URL") or "").rstrip("/") or None,
     )
 
 
