@@ -840,6 +840,30 @@ def clips_mark_extraction_failed(event: dict, context: Any) -> dict:
     return steps.mark_failed(event)
 
 
+# ---------------------------------------------------------------- live updates (WebSocket API)
+# A signed-in client follows a stream or a video (chalicelib/live.py has the protocol).
+
+app.experimental_feature_flags.update(["WEBSOCKETS"])
+
+
+@app.on_ws_connect()
+def live_connect(event: Any) -> dict:
+    from chalicelib import live
+    return live.connect(event.connection_id, event.to_dict().get("queryStringParameters"))
+
+
+@app.on_ws_message()
+def live_message(event: Any) -> None:
+    from chalicelib import live
+    live.receive(event.connection_id, event.to_dict().get("body"))
+
+
+@app.on_ws_disconnect()
+def live_disconnect(event: Any) -> None:
+    from chalicelib import live
+    live.disconnect(event.connection_id)
+
+
 # ---------------------------------------------------------------- helpers
 
 def _user() -> dict:

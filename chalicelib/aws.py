@@ -65,6 +65,8 @@ def _endpoint(service: str, public: bool) -> str | None:
     s = get_settings()
     if service == "s3":
         return (s.s3_public_endpoint_url if public else None) or s.s3_endpoint_url
+    if service == "apigatewaymanagementapi":  # the WebSocket API's own endpoint, with its stage
+        return s.live_endpoint_url
     return s.aws_endpoint_url
 
 
@@ -79,6 +81,9 @@ def _config(service: str, read_timeout: int | None) -> Any:
     if service == "lambda":
         # embed_query answers within the API's own deadline; a slow call is given up, not retried.
         return Config(retries={"max_attempts": 2, "mode": "standard"}, connect_timeout=2, read_timeout=60)
+    if service == "apigatewaymanagementapi":
+        # A live update is best effort: a slow endpoint must not hold up the step or route that published.
+        return Config(retries={"max_attempts": 2, "mode": "standard"}, connect_timeout=2, read_timeout=5)
     return Config(retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=5, read_timeout=60)
 
 

@@ -87,6 +87,9 @@ class Settings:
     # CIDR ranges that may be private anyway (a local test server; empty in AWS).
     outbound_allow_http: bool = False
     outbound_allow_hosts: tuple[str, ...] = ()
+    # Live updates: the WebSocket API's management endpoint (https://{api}.execute-api.{region}
+    # .amazonaws.com/{stage} in AWS, the local stack's own locally); unset: nothing is published.
+    live_endpoint_url: str | None = None
 
 
 @lru_cache(maxsize=1)
@@ -127,6 +130,7 @@ def get_settings() -> Settings:
         chunk_concurrency=int(env.get("CHUNK_CONCURRENCY") or os.cpu_count() or 1),
         outbound_allow_http=env.get("OUTBOUND_ALLOW_HTTP", "").lower() in ("1", "true", "yes"),
         outbound_allow_hosts=tuple(h.lower() for h in _list(env.get("OUTBOUND_ALLOW_HOSTS"))),
+        live_endpoint_url=(env.get("LIVE_ENDPOINT_URL") or "").rstrip("/") or None,
     )
 
 

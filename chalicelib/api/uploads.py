@@ -16,7 +16,7 @@ import re
 import unicodedata
 import uuid
 
-from chalicelib import access, db, storage
+from chalicelib import access, db, live, storage
 from chalicelib.auth.tokens import iso
 from chalicelib.config import ALLOWED_EXTENSIONS, MAX_UPLOAD_BYTES, MAX_UPLOAD_LABEL, get_settings
 from chalicelib.errors import ConflictError, ForbiddenError, PayloadTooLargeError, ValidationError
@@ -109,7 +109,9 @@ def _insert(user: dict, stream_id: str, fields: dict) -> dict:
             (video_id, stream_id, user["id"], fields["title"], fields["filename"],
              fields["content_type"], fields["ext"], fields["size_bytes"],
              storage.raw_key(video_id, fields["ext"])))
-        return cur.fetchone()
+        video = cur.fetchone()
+    live.publish_video(video["id"], "video.created", title=video["title"])
+    return video
 
 
 def presigned_upload(video: dict) -> dict:

@@ -17,7 +17,7 @@ import json
 import logging
 from typing import Any
 
-from chalicelib import db, failures, observability
+from chalicelib import db, failures, live, observability
 
 logger = logging.getLogger(__name__)
 
@@ -61,7 +61,9 @@ def begin_stage(video_id: str, stage: str, execution: str | None) -> int:
         cur.execute(
             "INSERT INTO stage_runs (video_id, execution_name, stage, status)"
             " VALUES (%s, %s, %s, 'running') RETURNING id", (video_id, execution, stage))
-        return cur.fetchone()["id"]
+        run_id = cur.fetchone()["id"]
+    live.publish_video(video_id, "video.processing", step=stage)
+    return run_id
 
 
 def end_stage(run_id: int, error: str | None = None, output: dict | None = None,
@@ -112,6 +114,7 @@ def complete(video_id: str) -> None:
         " failure_reason = NULL, failure_public = NULL, failed_stage = NULL, updated_at = now()"
         f" WHERE id = %s AND {_RANK_SQL.format(col='processing_index')} <= 5",
         (video_id,))
+    live.publish_video(video_id, "video.processing", step="finalize")
 
 
 def mark_duplicate(video_id: str, original_id: str, similarity: float) -> None:
@@ -120,6 +123,7 @@ def mark_duplicate(video_id: str, original_id: str, similarity: float) -> None:
         "UPDATE videos SET processing_index = -1, status = 'duplicate', duplicate_of = %s,"
         " similarity = %s, processed_at = now(), updated_at = now() WHERE id = %s",
         (original_id, similarity, video_id))
+    live.publish_video(video_id, "video.processing", step="dedup")
 
 
 def mark_failed(video_id: str, reason: str, execution: str | None = None,
@@ -157,7 +161,10 @@ def mark_failed(video_id: str, reason: str, execution: str | None = None,
             "   THEN %s::int ELSE processing_index END"
             " WHERE id = %s AND status NOT IN ('complete', 'duplicate')",
             (reason, public, stage, video_id, index, index, index, video_id))
-        return cur.rowcount > 0
+        marked = cur.rowcount > 0
+    if marked:
+        live.publish_video(video_id, "video.processing", step=stage, reason=public)
+    return marked
 
 
 def finish_execution(execution_name: str, status: str) -> None:

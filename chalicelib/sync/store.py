@@ -24,7 +24,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
-from chalicelib import access, db
+from chalicelib import access, db, live
 from chalicelib.errors import ConflictError, ValidationError
 from chalicelib.sync import crdt
 
@@ -128,8 +128,12 @@ def apply_edits(video_id: str, user_id: str, actor: str, edits: list[Edit], *,
         conflicts = sum(1 for op in ops if _touches(op) & unseen)
         if ops:
             row = _write(cur, row, new_state, ops, user_id, source)
-        return Outcome(row=row, applied=ops, duplicates=len(edits) - len(fresh),
-                       relation=relation, conflicts=conflicts)
+    if ops:  # reference/003: the merged state is broadcast to every client following the video
+        live.publish_video(video_id, "video.updated", actor=actor, source=source, version=row["version"],
+                           vector_clock=dict(row["vector_clock"] or {}),
+                           fields=sorted({f for op in ops for f in _touches(op)}))
+    return Outcome(row=row, applied=ops, duplicates=len(edits) - len(fresh),
+                   relation=relation, conflicts=conflicts)
 
 
 def operations_since(video_id: str, since: Any, limit: int) -> tuple[list[dict], bool]:

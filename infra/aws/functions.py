@@ -86,7 +86,9 @@ class FunctionSpec:
 
 
 _EMBED_ENV = {"EMBED_MODEL_PATH": f"{EMBED_MODEL_DIR}/all-MiniLM-L6-v2.onnx"}
-_STEP = ("delete-video-objects",)  # every stage step removes what it wrote if its video was deleted
+# Every stage step removes what it wrote if its video was deleted, and tells the video's live
+# followers about its progress (chalicelib/live.py).
+_STEP = ("delete-video-objects", "manage-connections")
 
 PIPELINE_FUNCTIONS: dict[str, FunctionSpec] = {
     "on_upload": FunctionSpec(grants=("head-raw", "refuse-raw", "start-pipeline"),
@@ -95,7 +97,7 @@ PIPELINE_FUNCTIONS: dict[str, FunctionSpec] = {
         image=True, ephemeral_mb=ephemeral_mb(MAX_UPLOAD_BYTES),
         grants=("read-raw", "write-thumbnails", "write-speech-handover", *_STEP),
         why="streams the upload to /tmp (up to 2 GB), probes, fingerprints with FFmpeg + numpy"),
-    "pipeline_mark_duplicate": FunctionSpec(grants=("write-thumbnails",), why="marks -1"),
+    "pipeline_mark_duplicate": FunctionSpec(grants=("write-thumbnails", "manage-connections"), why="marks -1"),
     "pipeline_transcode": FunctionSpec(
         image=True, memory=TRANSCODE_MEMORY_MB, timeout=TRANSCODE_TIMEOUT_S,
         ephemeral_mb=ephemeral_mb(transcode_scratch_bytes()),
@@ -139,6 +141,12 @@ PIPELINE_FUNCTIONS: dict[str, FunctionSpec] = {
         why="frame-accurate clip cut with FFmpeg: image"),
     "clips_finish_extraction": FunctionSpec(why="records the extraction's outcome (database only)"),
     "clips_mark_extraction_failed": FunctionSpec(why="records the failure (database only)"),
+    # The WebSocket API's routes (app.live_*, chalicelib/live.py; Chalice names their functions
+    # websocket_connect/message/disconnect): sign-in, subscriptions, answers on the socket.
+    "websocket_connect": FunctionSpec(grants=("jwt",), why="$connect: checks the access token, records the connection"),
+    "websocket_message": FunctionSpec(grants=("jwt", "manage-connections"),
+                                 why="$default: subscribe/unsubscribe with the REST read rules, answers on the socket"),
+    "websocket_disconnect": FunctionSpec(why="$disconnect: forgets the connection (database only)"),
 }
 
 # Functions the table does not know yet (being added elsewhere) get this: the
@@ -164,10 +172,10 @@ API_GRANTS: dict[str, tuple[str, ...]] = {
     "relations": ("jwt", "read-thumbnails"),
     "clips": ("jwt", "read-thumbnails", "read-clips", "start-clips"),
     "ops": ("jwt", "watch-pipeline"),
-    "sync": ("jwt",),
+    "sync": ("jwt", "manage-connections"),
     "videos": ("jwt", "upload-raw", "list-raw-parts", "read-thumbnails", "read-processed",
                "delete-video-objects", "abort-raw-uploads", "stop-pipeline", "stop-clips", "upload-thumbnails",
-               "invoke-thumbnail-custom"),
+               "invoke-thumbnail-custom", "manage-connections"),
     "streams": ("jwt", "read-thumbnails", "delete-video-objects", "abort-raw-uploads", "stop-pipeline",
                 "stop-clips"),
     "core": ("jwt",),
@@ -243,6 +251,12 @@ def grant_statements(grant: str, names: iam.Names) -> list[dict]:
         "invoke-thumbnail-custom": lambda: [iam.invoke(names.function("thumbnail_custom"),
                                                        "custom thumbnails are checked and re-encoded by the "
                                                        "thumbnail_custom function (Pillow)")],
+        "manage-connections": lambda: [{
+            "Sid": iam._sid("PostLiveUpdates", "sends live updates to the WebSocket API's connections "
+                            "(post_to_connection) and forgets the gone ones"),
+            "Effect": "Allow", "Action": "execute-api:ManageConnections",
+            "Resource": iam._sub("arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}:"
+                                 "${WebsocketAPI}/*/*/@connections/*")}],
         "invoke-embed-query": lambda: [iam.invoke(names.function("embed_query"),
                                                   "the query vector comes from the embed_query function, "
                                                   "so API functions never load a model")],

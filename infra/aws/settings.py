@@ -33,6 +33,8 @@ def global_environment(app_name: str, stage: str) -> dict[str, object]:
         "ADMIN_EMAILS": {"Ref": "AdminEmails"},
         "PUBLIC_BASE_URL": {"Ref": "PublicBaseUrl"},
         "RATE_LIMITS": {"Ref": "RateLimits"},
+        # Live updates: the WebSocket API's management endpoint (its stage is Chalice's "api").
+        "LIVE_ENDPOINT_URL": {"Fn::Sub": "https://${WebsocketAPI}.execute-api.${AWS::Region}.${AWS::URLSuffix}/api"},
     }
     for stem in statemachines.machines():
         env[statemachines.env_name(stem)] = {"Fn::Sub": (

@@ -30,6 +30,7 @@ logger = logging.getLogger(__name__)
 ROOT = Path(__file__).resolve().parents[2]
 ASL_PATH = ROOT / "stepfunctions" / "pipeline.asl.json"
 from infra.aws.layers import RUNTIME  # noqa: E402 - the template's runtime, one definition
+from infra.local.websocket import API_ID as LIVE_API_ID  # noqa: E402 - the local WebSocket API's id
 
 # ${Placeholder} in the ASL -> Chalice function name.
 ASL_FUNCTIONS = {
@@ -44,6 +45,10 @@ ASL_FUNCTIONS = {
     "FinalizeFunctionArn": "pipeline_finalize",
     "MarkFailedFunctionArn": "pipeline_mark_failed",
 }
+
+# The WebSocket API's routes -> the function Chalice packages for each (whatever the handler's name).
+WEBSOCKET_FUNCTIONS = {"$connect": "websocket_connect", "$default": "websocket_message",
+                       "$disconnect": "websocket_disconnect"}
 
 # The clip-extraction machine (highlights): ${Placeholder} -> Chalice function name.
 CLIPS_ASL_PATH = ROOT / "stepfunctions" / "clips.asl.json"
@@ -110,6 +115,7 @@ def function_specs(stage: str) -> list[FunctionSpec]:
            **cfg.get("stages", {}).get(stage, {}).get("environment_variables", {})}
     entries = [(f.name, f.handler_string) for f in chalice_app.pure_lambda_functions]
     entries += [(s.name, s.handler_string) for s in chalice_app.event_sources]
+    entries += [(WEBSOCKET_FUNCTIONS[key], h.handler_string) for key, h in chalice_app.websocket_handlers.items()]
     return [FunctionSpec(name=n, handler=h,
                          memory=int(_lookup(cfg, stage, n, "lambda_memory_size", 128)),
                          timeout=int(_lookup(cfg, stage, n, "lambda_timeout", 60)),
@@ -171,7 +177,8 @@ def template_params(sts: Any, stage: str, bucket: str, region: str) -> dict[str,
     account = sts.get_caller_identity()["Account"]
     secret = f"arn:aws:secretsmanager:{region}:{account}:secret:clipstream-{stage}"
     return {"AWS::Partition": "aws", "AWS::Region": region, "AWS::AccountId": account,
-            "MediaBucketName": bucket, "JwtSecretArn": f"{secret}-jwt", "DbSecretArn": f"{secret}-db"}
+            "MediaBucketName": bucket, "JwtSecretArn": f"{secret}-jwt", "DbSecretArn": f"{secret}-db",
+            "WebsocketAPI": LIVE_API_ID}
 
 
 def _ensure_function(lam: Any, spec: FunctionSpec, fname: str, role: str, code: bytes,

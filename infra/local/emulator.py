@@ -458,6 +458,9 @@ def edge(app: Callable) -> Callable:
             environ.pop(name, None)
         path = environ.get("PATH_INFO", "")
         method = environ.get("REQUEST_METHOD", "")
+        from infra.local import websocket
+        if websocket.is_management_request(path):   # the WebSocket API's @connections (its own checks)
+            return websocket.management_api(environ, start_response)
         fault = STORAGE_FAULTS.take(method, path)
         if fault:
             return _s3_error(start_response, fault["status"], fault["code"], "Injected fault")

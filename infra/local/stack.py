@@ -44,6 +44,7 @@ class StackConfig:
     api_port: int = 8000
     pg_port: int = 54320
     certs_port: int = 4580
+    live_port: int = 4510                # the WebSocket API (live updates)
     data_dir: Path = ROOT / ".local"
     database_url: str | None = None      # an external Postgres instead of the embedded one
     aws_endpoint_url: str | None = None  # real LocalStack instead of the embedded emulator
@@ -63,6 +64,7 @@ class Stack:
         self.deployment = None
         self.certs = None
         self.google_key = None
+        self.live = None   # infra.local.websocket.LiveGateway
         self.env: dict[str, str] = {}
         self.recovery: dict[str, list[str]] = {}  # what the start resumed or failed
 
@@ -134,6 +136,8 @@ class Stack:
             "POWERTOOLS_METRICS_NAMESPACE": "ClipstreamLocal",
             "JWT_SECRET": os.environ.get("JWT_SECRET") or self._jwt_secret(),
             "ADMIN_EMAILS": os.environ.get("ADMIN_EMAILS", "admin@example.com"),
+            # The WebSocket API's management endpoint: the emulator serves @connections under the stage.
+            **({"LIVE_ENDPOINT_URL": f"{aws_endpoint}/{c.stage}"} if self.emulator is not None else {}),
             **google_env,
             **c.extra_env,
         }
@@ -161,10 +165,23 @@ class Stack:
         from infra.local import persistence
         if self.emulator:
             persistence.restore(c.data_dir / "s3")
+            self._start_live_gateway(aws_endpoint)
         self.recovery = persistence.recover()
         if api:
             self._start_api()
         return self
+
+    def _start_live_gateway(self, aws_endpoint: str) -> None:
+        """The WebSocket API: a real endpoint whose routes run the deployed websocket_* functions."""
+        from infra.local import websocket
+        from infra.local.deploy import WEBSOCKET_FUNCTIONS, full_name
+        c = self.config
+        functions = {route: full_name("clipstream", c.stage, name) for route, name in WEBSOCKET_FUNCTIONS.items()}
+        self.live = websocket.LiveGateway("127.0.0.1", c.live_port, stage=c.stage, region=c.region,
+                                          lambda_endpoint=aws_endpoint, functions=functions,
+                                          credentials=self.developer_credentials()).start()
+        websocket.GATEWAY = self.live
+        self.env["LIVE_URL"] = self.live.url
 
     def _api_credentials(self) -> str:
         """Each API route's credentials: its route group's role, as in AWS (JSON for the API's env)."""
@@ -198,6 +215,8 @@ class Stack:
             except subprocess.TimeoutExpired:
                 os.killpg(self.api_process.pid, signal.SIGKILL)
         from chalicelib import db
+        if self.live:
+            self.live.stop()
         db.close()
         if self.emulator:
             self.emulator.stop()
@@ -216,6 +235,8 @@ class Stack:
             f"  state machine    {self.env['STATE_MACHINE_ARN']}",
             f"  Postgres         {self.env['DATABASE_URL']}",
             f"  Google certs     {self.env['GOOGLE_CERTS_URL']}   (make token EMAIL=you@example.com)",
+            *([f"  Live updates     {self.env['LIVE_URL']}/?token=ACCESS_TOKEN   (WebSocket; README: Live updates)"]
+              if self.env.get("LIVE_URL") else []),
             "Ctrl-C stops everything.",
         ]
         return "\n".join(lines)
@@ -241,7 +262,7 @@ def test_config(tmp: Path | None = None) -> StackConfig:
     """A throwaway stack on free ports (what the test suite starts)."""
     tmp = tmp or Path(tempfile.mkdtemp(prefix="clipstream-test-"))
     return StackConfig(emulator_port=free_port(), api_port=free_port(), pg_port=free_port(),
-                       certs_port=free_port(), data_dir=tmp,
+                       certs_port=free_port(), live_port=free_port(), data_dir=tmp,
                        extra_env={"RATE_LIMITS": _suite_rate_limits()})
 
 
@@ -260,13 +281,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--emulator-port", type=int, default=int(os.environ.get("EMULATOR_PORT", 4566)))
     parser.add_argument("--pg-port", type=int, default=int(os.environ.get("PG_PORT", 54320)))
     parser.add_argument("--certs-port", type=int, default=int(os.environ.get("CERTS_PORT", 4580)))
+    parser.add_argument("--live-port", type=int, default=int(os.environ.get("LIVE_PORT", 4510)))
     parser.add_argument("--data-dir", type=Path, default=Path(os.environ.get("DATA_DIR", ROOT / ".local")))
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     for noisy in ("werkzeug", "botocore", "moto", "urllib3"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     config = StackConfig(api_port=args.api_port, emulator_port=args.emulator_port,
-                         pg_port=args.pg_port, certs_port=args.certs_port, data_dir=args.data_dir,
+                         pg_port=args.pg_port, certs_port=args.certs_port, live_port=args.live_port,
+                         data_dir=args.data_dir,
                          database_url=os.environ.get("DATABASE_URL") or None,
                          aws_endpoint_url=os.environ.get("AWS_ENDPOINT_URL") or None,
                          s3_endpoint_url=os.environ.get("S3_ENDPOINT_URL") or None)

@@ -25,12 +25,13 @@ from pathlib import Path
 import pytest
 
 from infra.aws import routes
+from infra.local.deploy import WEBSOCKET_FUNCTIONS
 from tests.deploy.conftest import STAGE, functions
 
 ROOT = Path(__file__).resolve().parents[2]
 APP_NAME = "clipstream"
 PARAMS = {"${AWS::Partition}": "aws", "${AWS::Region}": "us-east-1", "${AWS::AccountId}": "123456789012",
-          "${MediaBucketName}": "media-bucket"}
+          "${MediaBucketName}": "media-bucket", "${WebsocketAPI}": "wsapi123"}
 REFS = {"JwtSecretArn": "arn:aws:secretsmanager:us-east-1:123456789012:secret:jwt-key",
         "DbSecretArn": "arn:aws:secretsmanager:us-east-1:123456789012:secret:db-credentials"}
 VIDEO = "0f8fad5b-d9cb-469f-a165-70867728950e"
@@ -146,6 +147,9 @@ NEEDS: dict[str, list[Need]] = {
     "chalicelib.pipeline.finalize:build_mp4_fallbacks": obj(HLS, GET, *MULTIPART) + listing(HLS),
     "chalicelib.moments.steps:generate": obj(RAW, GET) + obj(CLIPS, DELETE) + listing(CLIPS),
     "chalicelib.moments.steps:extract": obj(RAW, GET) + obj(CLIPS, *MULTIPART, DELETE),
+    # live updates: every publisher posts to the WebSocket API's connections
+    "chalicelib.live:send": [Need("execute-api:ManageConnections",
+                                  "arn:aws:execute-api:us-east-1:123456789012:wsapi123/api/POST/@connections/c1")],
 }
 
 # Reached in the call graph but never run by that function, and why (no grant needed there).
@@ -175,7 +179,7 @@ AWS_OPERATIONS = {
     "put_object", "upload_file", "upload_fileobj", "download_file", "download_fileobj", "delete_object",
     "delete_objects", "head_object", "head_bucket", "list_objects_v2", "get_paginator", "copy_object",
     "generate_presigned_url", "generate_presigned_post", "create_multipart_upload", "list_parts",
-    "complete_multipart_upload", "abort_multipart_upload", "list_multipart_uploads"}
+    "complete_multipart_upload", "abort_multipart_upload", "list_multipart_uploads", "post_to_connection"}
 
 
 # ------------------------------------------------------------------ the call graph
@@ -304,6 +308,8 @@ def _entry_points(chalice_app) -> dict[str, set[str]]:
             out.setdefault(name, set()).add(f"app:{entry.view_function.__name__}")
     for f in [*chalice_app.pure_lambda_functions, *chalice_app.event_sources]:
         out[f"{APP_NAME}-{STAGE}-{f.name}"] = {"app:" + f.handler_string.split(".", 1)[1]}
+    for key, h in chalice_app.websocket_handlers.items():   # Chalice names these by route
+        out[f"{APP_NAME}-{STAGE}-{WEBSOCKET_FUNCTIONS[key]}"] = {"app:" + h.handler_string.split(".", 1)[1]}
     return out
 
 

@@ -29,6 +29,8 @@ def _app_functions(chalice_app) -> dict[str, str]:
     """Chalice name -> handler of every non-API function the app declares."""
     out = {f.name: f.handler_string for f in chalice_app.pure_lambda_functions}
     out.update({s.name: s.handler_string for s in chalice_app.event_sources})
+    from infra.local.deploy import WEBSOCKET_FUNCTIONS   # Chalice names these by route
+    out.update({WEBSOCKET_FUNCTIONS[k]: h.handler_string for k, h in chalice_app.websocket_handlers.items()})
     return out
 
 
