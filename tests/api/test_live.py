@@ -196,3 +196,32 @@ def test_publishing_costs_nothing_without_subscribers_and_never_fails_the_caller
                (f"video:{video['id']}", video["stream_id"]))
     assert live_module.publish_video(video["id"], "video.processing") == 0
     assert db.fetch_one("SELECT 1 AS x FROM live_connections WHERE connection_id = 'gone-1'") is None
+
+
+@pytest.mark.attack
+def test_the_management_api_answers_only_signed_callers_with_the_grant(sign_in, live, stack):
+    """post_to_connection is IAM-signed in AWS: unsigned calls and roles without
+    execute-api:ManageConnections are refused, and the client hears nothing."""
+    import boto3
+    from botocore.exceptions import ClientError
+
+    from chalicelib.config import get_settings
+    from infra.local.emulator import ROLES
+
+    me = sign_in()
+    ws = live(me["app_token"])
+    assert _request(ws, {"action": "ping"}) == {"type": "pong"}
+    connection = db.fetch_one("SELECT connection_id FROM live_connections WHERE user_id = %s"
+                              " ORDER BY connected_at DESC LIMIT 1", (me["user"]["id"],))["connection_id"]
+    endpoint = get_settings().live_endpoint_url
+    unsigned = requests.post(f"{endpoint}/@connections/{connection}", data=b'{"forged": true}', timeout=10)
+    assert unsigned.status_code == 403
+    # The core route group's role has no ManageConnections grant.
+    role = ROLES.credentials(stack.deployment.api_roles["core"])
+    client = boto3.client("apigatewaymanagementapi", endpoint_url=endpoint, region_name="us-east-1",
+                          aws_access_key_id=role.access_key_id,
+                          aws_secret_access_key=role.secret_access_key, aws_session_token=role.session_token)
+    with pytest.raises(ClientError) as refused:
+        client.post_to_connection(ConnectionId=connection, Data=b'{"forged": true}')
+    assert refused.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+    assert _silent(ws)
