@@ -801,6 +801,12 @@ def thumbnail_custom(event: dict, context: Any) -> dict:
     return custom_thumbnail.convert(event)
 
 
+@app.lambda_function(name="ingest_url")
+def ingest_url(event: dict, context: Any) -> dict:
+    from chalicelib.pipeline import ingest
+    return ingest.run(event)
+
+
 @app.lambda_function(name="pipeline_finalize")
 def pipeline_finalize(event: dict, context: Any) -> dict:
     from chalicelib.pipeline import finalize

@@ -14,8 +14,18 @@ TOO_LARGE = "video too large"
 TOO_SMALL = "video too small"
 PROCESSING_FAILED = "processing failed, we are on it"
 
+# A video ingested from a URL (POST /streams/{id}/videos with source_url) whose fetch failed.
+_SOURCE = "the source URL could not be fetched: "
+SOURCE_REFUSED = _SOURCE + "it is not a public address"
+SOURCE_REDIRECTS = _SOURCE + "too many redirects"
+SOURCE_TIMEOUT = _SOURCE + "it took too long"
+SOURCE_UNREACHABLE = _SOURCE + "the connection failed"
+SOURCE_ERROR = _SOURCE + "the source answered with an error"
+SOURCE_QUOTA = _SOURCE + "storage quota exceeded"
+
 PUBLIC_REASONS = (NOT_A_VIDEO, DAMAGED, TOO_LONG, TOO_SHORT, TOO_LARGE, TOO_SMALL,
-                  PROCESSING_FAILED)
+                  PROCESSING_FAILED, SOURCE_REFUSED, SOURCE_REDIRECTS, SOURCE_TIMEOUT,
+                  SOURCE_UNREACHABLE, SOURCE_ERROR, SOURCE_QUOTA)
 
 
 def public_reason(stored: str | None, failed: bool) -> str | None:

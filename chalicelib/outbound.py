@@ -33,11 +33,16 @@ REDIRECT_CODES = (301, 302, 303, 307, 308)
 
 
 class OutboundRefused(Exception):
-    """The URL may not be fetched, or the fetch broke a limit; `reason` is safe to show its owner."""
+    """The URL may not be fetched, or the fetch broke a limit; `reason` is safe to show its owner.
 
-    def __init__(self, reason: str):
+    `kind` says which, for callers that answer each differently: "refused" (the URL or an
+    address it resolves to), "redirects", "too_large", "timeout" or "connection".
+    """
+
+    def __init__(self, reason: str, kind: str = "refused"):
         super().__init__(reason)
         self.reason = reason
+        self.kind = kind
 
 
 @dataclass(frozen=True)
@@ -104,10 +109,10 @@ def check_url(url: str, policy: Policy | None = None) -> tuple[str, int, str, st
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError):
-        raise OutboundRefused(f"the host {host} does not resolve") from None
+        raise OutboundRefused(f"the host {host} does not resolve", "connection") from None
     addresses = [ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos]
     if not addresses:
-        raise OutboundRefused(f"the host {host} does not resolve")
+        raise OutboundRefused(f"the host {host} does not resolve", "connection")
     for address in addresses:
         if not _public(address) and not policy.allows_private(host, address):
             raise OutboundRefused(f"the host {host} resolves to an address that is not public")
@@ -158,21 +163,21 @@ def request(
                 "User-Agent": "Clipstream/1 (+outbound)", **(headers or {})}
         remaining = deadline - time.monotonic()
         if remaining <= 0:
-            raise OutboundRefused(f"the request took longer than {timeout_s:g} s")
+            raise OutboundRefused(f"the request took longer than {timeout_s:g} s", "timeout")
         pool = _pool(scheme, host, address, port, remaining)
         try:
             reply = pool.urlopen(method, target, body=body, headers=send, redirect=False,
                                  preload_content=False, assert_same_host=False)
         except urllib3.exceptions.SSLError:
-            raise OutboundRefused(f"TLS with {host} failed") from None
+            raise OutboundRefused(f"TLS with {host} failed", "connection") from None
         except urllib3.exceptions.TimeoutError:
-            raise OutboundRefused(f"the request took longer than {timeout_s:g} s") from None
+            raise OutboundRefused(f"the request took longer than {timeout_s:g} s", "timeout") from None
         except urllib3.exceptions.HTTPError:
-            raise OutboundRefused(f"could not connect to {host}") from None
+            raise OutboundRefused(f"could not connect to {host}", "connection") from None
         try:
             if reply.status in REDIRECT_CODES and reply.headers.get("Location"):
                 if len(redirects) >= max_redirects:
-                    raise OutboundRefused(f"more than {max_redirects} redirects")
+                    raise OutboundRefused(f"more than {max_redirects} redirects", "redirects")
                 current = urljoin(current, reply.headers["Location"])
                 redirects.append(current)
                 if reply.status == 303 or (reply.status in (301, 302) and method == "POST"):
@@ -180,23 +185,23 @@ def request(
                 continue
             declared = reply.headers.get("Content-Length")
             if declared and declared.isdigit() and int(declared) > max_bytes:
-                raise OutboundRefused(f"the response is larger than {max_bytes} bytes")
+                raise OutboundRefused(f"the response is larger than {max_bytes} bytes", "too_large")
             kept, total = [], 0
             try:
                 while chunk := reply.read1(64 * 1024):   # what has arrived, so the deadline is checked often
                     total += len(chunk)
                     if total > max_bytes:
-                        raise OutboundRefused(f"the response is larger than {max_bytes} bytes")
+                        raise OutboundRefused(f"the response is larger than {max_bytes} bytes", "too_large")
                     if time.monotonic() > deadline:
-                        raise OutboundRefused(f"the request took longer than {timeout_s:g} s")
+                        raise OutboundRefused(f"the request took longer than {timeout_s:g} s", "timeout")
                     if sink is not None:
                         sink(chunk)
                     else:
                         kept.append(chunk)
             except urllib3.exceptions.TimeoutError:
-                raise OutboundRefused(f"the request took longer than {timeout_s:g} s") from None
+                raise OutboundRefused(f"the request took longer than {timeout_s:g} s", "timeout") from None
             except urllib3.exceptions.HTTPError:
-                raise OutboundRefused(f"the connection to {host} broke") from None
+                raise OutboundRefused(f"the connection to {host} broke", "connection") from None
             return Response(status=reply.status, headers=dict(reply.headers), body=b"".join(kept),
                             url=current, bytes_read=total, redirects=redirects)
         finally:

@@ -403,3 +403,61 @@ def open_multipart_uploads(prefix: str) -> list[tuple[str, str]]:
                 Bucket=get_settings().bucket, Prefix=prefix):
             out.extend((u["Key"], u["UploadId"]) for u in page.get("Uploads", []))
     return out
+
+
+class StreamUpload:
+    """Writes bytes as they arrive (a fetch's sink) into one multipart upload, never over an object.
+
+    Parts of `part_bytes` are sent as they fill, so memory stays one part; nothing
+    exists at the key until `complete()` (the ObjectCreated event fires then, once).
+    Leaving the `with` block without completing aborts the upload: no parts stay stored.
+    """
+
+    def __init__(self, key: str, content_type: str, part_bytes: int = 8 * 1024 * 1024) -> None:
+        self.key, self.content_type, self.part_bytes = key, content_type, part_bytes
+        self.size = 0
+        self._buffer = bytearray()
+        self._upload_id: str | None = None
+        self._parts: list[tuple[int, str]] = []
+        self._done = False
+
+    def __enter__(self) -> "StreamUpload":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if not self._done:
+            self.abort()
+
+    def write(self, chunk: bytes) -> None:
+        self.size += len(chunk)
+        self._buffer += chunk
+        while len(self._buffer) >= self.part_bytes:
+            self._send(bytes(self._buffer[:self.part_bytes]))
+            del self._buffer[:self.part_bytes]
+
+    def _send(self, data: bytes) -> None:
+        if self._upload_id is None:
+            self._upload_id = create_multipart(self.key, self.content_type)
+        number = len(self._parts) + 1
+        with _multipart():
+            resp = s3_client().upload_part(Bucket=get_settings().bucket, Key=self.key,
+                                           UploadId=self._upload_id, PartNumber=number, Body=data)
+        self._parts.append((number, str(resp["ETag"])))
+
+    def complete(self) -> str:
+        """Send the last part and assemble the object; its ETag (AlreadyExists if the key is taken)."""
+        if self._buffer or not self._parts:
+            self._send(bytes(self._buffer))
+            self._buffer.clear()
+        etag = complete_multipart(self.key, self._upload_id, self._parts)
+        self._done = True
+        return etag
+
+    def abort(self) -> None:
+        """Free what was sent (best effort: the bucket's lifecycle rule removes what this misses)."""
+        self._done = True
+        if self._upload_id is not None:
+            try:
+                abort_multipart(self.key, self._upload_id)
+            except StorageError as exc:
+                logger.warning("could not abort the upload of %s: %s", self.key, exc)

@@ -148,7 +148,14 @@ SCHEMAS: dict[str, dict] = {
                       "anyOf": [{"properties": {
                           "filename": {"pattern": "[.]" + "".join(f"[{c.lower()}{c.upper()}]" for c in ext) + "$"},
                           "content_type": {"enum": types}}} for ext, types in _UPLOAD_KINDS.items()]},
+    # A video fetched from a URL by the ingest_url function instead of uploaded (README, "Ingest from a URL").
+    "IngestRequest": _obj({"source_url": {"type": "string", "minLength": 1, "maxLength": 2048,
+                                          "description": "https (http only where OUTBOUND_ALLOW_HTTP says so); "
+                                                         "a host resolving to public addresses only, else 400"},
+                           "title": _nullable({**_TITLE, "description": "Defaults to the URL's file name"})},
+                          ("source_url",), extra=False),
     "UploadCreated": _obj({"id": _UUID, "processing_index": _INT, "upload_url": _S,
+                           "status": _S, "source_url": _S,
                            "upload_method": {"type": "string", "enum": ["PUT", "MULTIPART"]},
                            "upload_headers": {"type": "object"},
                            "upload": _obj({"url": _S, "fields": {"type": "object"}}),
@@ -427,8 +434,8 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
     ("GET", "/streams/{stream_id}/videos"): {"summary": "A stream's videos, newest first",
                                              "query": _PAGED, "ok": ("200", _json(_ref("VideoList")))},
     ("POST", "/streams/{stream_id}/videos"): {
-        "summary": "Create a video and get presigned upload URLs (creators)",
-        "body": _ref("UploadRequest"), "also": ("413",),
+        "summary": "Create a video and get presigned upload URLs, or have it fetched from source_url (creators)",
+        "body": {"oneOf": [_ref("UploadRequest"), _ref("IngestRequest")]}, "also": ("413", "503"),
         "ok": ("201", _json(_ref("UploadCreated"), "Created"))},
     ("GET", "/videos/{video_id}"): {"summary": "Video details", "ok": ("200", _json(_ref("Video")))},
     ("PUT", "/videos/{video_id}"): {"also": ("409",),

@@ -83,6 +83,15 @@ def validate(body: dict) -> dict:
             "content_type": content_type.split(";")[0].strip().lower()}
 
 
+def quota_used(cur, user_id: str, except_video: str | None = None) -> int:
+    """Declared bytes of the user's live videos, once their uploads' turn on the quota lock is had."""
+    cur.execute("SELECT pg_advisory_xact_lock(hashtext('upload-quota:' || %s))", (user_id,))
+    cur.execute("SELECT coalesce(sum(size_bytes), 0) AS used FROM videos"
+                " WHERE uploaded_by = %s AND deleted_at IS NULL AND id IS DISTINCT FROM %s",
+                (user_id, except_video))
+    return int(cur.fetchone()["used"])
+
+
 def _insert(user: dict, stream_id: str, fields: dict) -> dict:
     """The new video row, once the uploader's storage quota has room for its declared size.
 
@@ -94,10 +103,7 @@ def _insert(user: dict, stream_id: str, fields: dict) -> dict:
     quota = get_settings().user_storage_quota_bytes
     with db.transaction() as cur:
         if quota:
-            cur.execute("SELECT pg_advisory_xact_lock(hashtext('upload-quota:' || %s))", (str(user["id"]),))
-            cur.execute("SELECT coalesce(sum(size_bytes), 0) AS used FROM videos"
-                        " WHERE uploaded_by = %s AND deleted_at IS NULL", (user["id"],))
-            used = int(cur.fetchone()["used"])
+            used = quota_used(cur, str(user["id"]))
             if used + fields["size_bytes"] > quota:
                 raise PayloadTooLargeError(
                     "Storage quota exceeded", quota_bytes=quota, used_bytes=used,
@@ -132,6 +138,9 @@ def presigned_upload(video: dict) -> dict:
 def create(user: dict, stream_id: str, body: dict) -> dict:
     """A new video in the stream (processing_index 1) and where to upload its bytes."""
     access.require_stream_role(user, stream_id, "creator")
+    if "source_url" in body:
+        from chalicelib.api import ingest
+        return ingest.create(user, stream_id, body)
     if _upload_kind(body) == "multipart":
         from chalicelib.api import multipart
         return multipart.create(user, stream_id, body)

@@ -129,6 +129,12 @@ PIPELINE_FUNCTIONS: dict[str, FunctionSpec] = {
     "thumbnail_custom": FunctionSpec(
         image=True, in_vpc=False, grants=("consume-thumbnail-uploads", "write-thumbnails", "read-thumbnails"),
         why="checks an uploaded custom thumbnail and re-encodes it to a safe JPEG (Pillow): no database"),
+    # POST /streams/{id}/videos with source_url invokes it asynchronously; it reaches the
+    # internet through the VPC's NAT (chalicelib.outbound refuses private addresses).
+    "ingest_url": FunctionSpec(
+        grants=("ingest-raw",),
+        why="fetches a source URL into raw-uploads/ (a multipart upload, never over an object); "
+            "the upload trigger starts the pipeline"),
     "pipeline_finalize": FunctionSpec(grants=("read-processed", "write-processed", *_STEP),
                                       why="checks the outputs, processing_index 0"),
     "pipeline_mark_failed": FunctionSpec(grants=_STEP, why="records the failure on the video"),
@@ -175,7 +181,7 @@ API_GRANTS: dict[str, tuple[str, ...]] = {
     "sync": ("jwt", "manage-connections"),
     "videos": ("jwt", "upload-raw", "list-raw-parts", "read-thumbnails", "read-processed",
                "delete-video-objects", "abort-raw-uploads", "stop-pipeline", "stop-clips", "upload-thumbnails",
-               "invoke-thumbnail-custom", "manage-connections"),
+               "invoke-thumbnail-custom", "invoke-ingest-url", "manage-connections"),
     "streams": ("jwt", "read-thumbnails", "delete-video-objects", "abort-raw-uploads", "stop-pipeline",
                 "stop-clips"),
     "core": ("jwt",),
@@ -257,6 +263,13 @@ def grant_statements(grant: str, names: iam.Names) -> list[dict]:
             "Effect": "Allow", "Action": "execute-api:ManageConnections",
             "Resource": iam._sub("arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}:"
                                  "${WebsocketAPI}/*/*/@connections/*")}],
+        "ingest-raw": lambda: [{"Sid": iam._sid("IngestRawUploads", "writes a fetched source to its raw key "
+                                                "as a multipart upload, and aborts it when the fetch fails"),
+                                "Effect": "Allow", "Action": ["s3:PutObject", "s3:AbortMultipartUpload"],
+                                "Resource": iam._objects(("raw-uploads/",))}],
+        "invoke-ingest-url": lambda: [iam.invoke(names.function("ingest_url"),
+                                                 "a video from a source URL is fetched by the ingest_url "
+                                                 "function, never by the API")],
         "invoke-embed-query": lambda: [iam.invoke(names.function("embed_query"),
                                                   "the query vector comes from the embed_query function, "
                                                   "so API functions never load a model")],

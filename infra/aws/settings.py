@@ -66,6 +66,8 @@ LEFT_UNSET: dict[str, str] = {
                              "and runs with its own execution role",
     "MINIO_WEBHOOK_SECRET": "S3 notifications start executions in AWS; without a secret the MinIO "
                             "webhook refuses every call",
+    "OUTBOUND_ALLOW_HTTP": "https only for user-given URLs (source URLs); http is for a local test server",
+    "OUTBOUND_ALLOW_HOSTS": "no private address may be fetched in AWS; the list is for a local test server",
     "FFMPEG_BINARY": "imageio-ffmpeg's binary inside the media image",
     "FFMPEG_MAX_SECONDS": "each step already bounds FFmpeg under the 900 s Lambda timeout "
                           "(pipeline.media_io.ffmpeg_timeout, 840 s at most)",

@@ -107,6 +107,9 @@ NEEDS: dict[str, list[Need]] = {
     "chalicelib.api.thumbnails:_convert": function("thumbnail_custom", "lambda:InvokeFunction"),
     "chalicelib.media.custom_thumbnail:convert": obj("thumbnail-uploads/", GET, DELETE) + obj(THUMBS, GET, PUT),
     "chalicelib.api.uploads:create_direct": obj(RAW, PUT),
+    "chalicelib.api.ingest:_start": function("ingest_url", "lambda:InvokeFunction"),
+    # ingest_url: CreateMultipartUpload, UploadPart and Complete need s3:PutObject; a failed fetch aborts
+    "chalicelib.pipeline.ingest:run": obj(RAW, *MULTIPART),
     "chalicelib.api.uploads:reissue": obj(RAW, GET),
     # resumable uploads: CreateMultipartUpload, UploadPart (presigned) and Complete need
     # s3:PutObject; ListParts s3:ListMultipartUploadParts; deleting a video finds and aborts its uploads
@@ -167,7 +170,7 @@ GENERIC = {"chalicelib.storage:" + n for n in ("s3_client", "presign_client", "p
                                                "open_object", "read_bytes", "read_text", "put_bytes",
                                                "upload_file", "upload_stream", "create_multipart",
                                                "presigned_upload_part", "list_parts", "complete_multipart",
-                                               "abort_multipart", "open_multipart_uploads")} | {
+                                               "abort_multipart", "open_multipart_uploads", "StreamUpload")} | {
     "chalicelib.pipeline.media_io:" + n for n in ("download", "fetch_if_present", "upload_file",
                                                   "Uploader")} | {
     "chalicelib.aws:client", "chalicelib.api.console:_sfn", "chalicelib.api.search:_lambda",
@@ -179,7 +182,8 @@ AWS_OPERATIONS = {
     "put_object", "upload_file", "upload_fileobj", "download_file", "download_fileobj", "delete_object",
     "delete_objects", "head_object", "head_bucket", "list_objects_v2", "get_paginator", "copy_object",
     "generate_presigned_url", "generate_presigned_post", "create_multipart_upload", "list_parts",
-    "complete_multipart_upload", "abort_multipart_upload", "list_multipart_uploads", "post_to_connection"}
+    "complete_multipart_upload", "abort_multipart_upload", "list_multipart_uploads", "upload_part",
+    "post_to_connection"}
 
 
 # ------------------------------------------------------------------ the call graph
