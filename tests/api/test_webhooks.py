@@ -297,3 +297,17 @@ def test_foreign_webhook_and_delivery_ids_are_404(client, crew, receiver, make_s
     assert status == 204
     status, _ = call(client, "GET", f"{base}/{mine['id']}/deliveries", crew["admin"])
     assert status == 404
+
+
+def test_the_delivery_machine_is_valid_asl_and_retries_for_more_than_a_day():
+    import subprocess
+
+    validator = ROOT / "tests" / "tools" / "node_modules" / ".bin" / "asl-validator"
+    result = subprocess.run([str(validator), "--json-path", "stepfunctions/webhooks.asl.json"],
+                            cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    machine = json.loads((ROOT / "stepfunctions" / "webhooks.asl.json").read_text())
+    retry = machine["States"]["Deliver"]["Retry"][0]
+    waits = sum(retry["IntervalSeconds"] * retry["BackoffRate"] ** n for n in range(retry["MaxAttempts"]))
+    assert retry["BackoffRate"] >= 2 and waits > 24 * 3600, waits
+    assert machine["States"]["Deliver"]["Catch"][0]["Next"] == "GiveUp"
