@@ -17,6 +17,7 @@ from chalicelib.api import thumbnails, web
 from chalicelib.api import analytics, moderation
 from chalicelib.api import moments, sync
 from chalicelib.api import catalog, multipart
+from chalicelib.api import webhooks
 from chalicelib import ratelimit
 from chalicelib.api import console, metrics
 from chalicelib import aws, observability
@@ -720,6 +721,42 @@ def _query() -> dict:
     return app.current_request.query_params or {}
 
 
+# ---------------------------------------------------------------- signed webhooks
+# (chalicelib/webhooks.py: events, signing, delivery; chalicelib/api/webhooks.py: these routes)
+
+@app.route("/streams/{stream_id}/webhooks", methods=["POST"])
+@handles_errors
+def webhooks_create(stream_id: str) -> Response:
+    body = webhooks.create_endpoint(_user(), stream_id, json_body(app.current_request))
+    return Response(body=body, status_code=201)
+
+
+@app.route("/streams/{stream_id}/webhooks", methods=["GET"])
+@handles_errors
+def webhooks_list(stream_id: str) -> dict:
+    return webhooks.list_endpoints(_user(), stream_id, *paging(app.current_request))
+
+
+@app.route("/streams/{stream_id}/webhooks/{webhook_id}", methods=["DELETE"])
+@handles_errors
+def webhooks_delete(stream_id: str, webhook_id: str) -> Response:
+    webhooks.delete_endpoint(_user(), stream_id, webhook_id)
+    return Response(status_code=204, body="")
+
+
+@app.route("/streams/{stream_id}/webhooks/{webhook_id}/deliveries", methods=["GET"])
+@handles_errors
+def webhooks_deliveries(stream_id: str, webhook_id: str) -> dict:
+    return webhooks.list_deliveries(_user(), stream_id, webhook_id, *paging(app.current_request))
+
+
+@app.route("/streams/{stream_id}/webhooks/{webhook_id}/deliveries/{delivery_id}/replay", methods=["POST"])
+@handles_errors
+def webhooks_replay(stream_id: str, webhook_id: str, delivery_id: str) -> Response:
+    body = webhooks.replay_delivery(_user(), stream_id, webhook_id, delivery_id)
+    return Response(body=body, status_code=202)
+
+
 
 # ---------------------------------------------------------------- upload trigger
 
@@ -868,6 +905,13 @@ def live_message(event: Any) -> None:
 def live_disconnect(event: Any) -> None:
     from chalicelib import live
     live.disconnect(event.connection_id)
+# ---------------------------------------------------------------- webhook delivery
+# (stepfunctions/webhooks.asl.json: one execution per delivery, retried for ~68 h)
+
+@app.lambda_function(name="webhook_deliver")
+def webhook_deliver(event: dict, context: Any) -> dict:
+    from chalicelib import webhooks as signed_webhooks
+    return signed_webhooks.deliver(event)
 
 
 # ---------------------------------------------------------------- helpers

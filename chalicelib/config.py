@@ -51,6 +51,7 @@ class Settings:
     s3_public_endpoint_url: str | None = None
     state_machine_arn: str | None = None
     clips_state_machine_arn: str | None = None    # highlights: moments and clip extraction
+    webhooks_state_machine_arn: str | None = None  # signed webhook deliveries (chalicelib.webhooks)
     # The FFmpeg function whose readiness /health reports where FFmpeg is not installed (API functions).
     transcode_function_name: str | None = None
     google_client_ids: tuple[str, ...] = ()
@@ -109,6 +110,7 @@ def get_settings() -> Settings:
         s3_public_endpoint_url=env.get("S3_PUBLIC_ENDPOINT_URL") or None,
         state_machine_arn=env.get("STATE_MACHINE_ARN") or None,
         clips_state_machine_arn=env.get("CLIPS_STATE_MACHINE_ARN") or None,
+        webhooks_state_machine_arn=env.get("WEBHOOKS_STATE_MACHINE_ARN") or None,
         transcode_function_name=env.get("TRANSCODE_FUNCTION_NAME") or None,
         google_client_ids=_list(env.get("GOOGLE_CLIENT_IDS")),
         google_certs_url=env.get("GOOGLE_CERTS_URL", Settings.google_certs_url),

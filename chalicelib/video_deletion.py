@@ -11,7 +11,7 @@ import logging
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from chalicelib import access, aws, db, storage
+from chalicelib import access, aws, db, storage, webhooks
 from chalicelib.config import get_settings
 from chalicelib.errors import UnavailableError
 
@@ -35,7 +35,13 @@ def delete_video(video_id: str) -> None:
         raise UnavailableError("Storage unavailable, repeat the request to finish deleting",
                                video_id=video_id) from exc
     # Likes, shares, stage runs, transcripts, embeddings... go by ON DELETE CASCADE.
-    db.execute("DELETE FROM videos WHERE id = %s AND deleted_at IS NOT NULL", (video_id,))
+    with db.transaction() as cur:
+        cur.execute("DELETE FROM videos WHERE id = %s AND deleted_at IS NOT NULL"
+                    " RETURNING id, stream_id, title", (video_id,))
+        row = cur.fetchone()
+        deliveries = webhooks.emit(cur, row["stream_id"], "video.deleted", video_id,
+                                   webhooks.video_payload(row, status="deleted")) if row else []
+    webhooks.start_deliveries(deliveries)
     logger.info("video deleted", extra={"video_id": video_id})
 
 

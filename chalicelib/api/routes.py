@@ -175,6 +175,13 @@ _DECLARED: list[tuple[str, str, str, str | None, str]] = [
     ("POST", "/streams/{stream_id}/bans", MODERATOR, "", ""),
     ("DELETE", "/streams/{stream_id}/bans/{user_id}", MODERATOR, "", ""),
     ("GET", "/streams/{stream_id}/audit", MODERATOR, "", ""),
+    # signed webhooks
+    ("POST", "/streams/{stream_id}/webhooks", MODERATOR, "", "the secret is shown in this answer only"),
+    ("GET", "/streams/{stream_id}/webhooks", MODERATOR, "", "no secrets"),
+    ("DELETE", "/streams/{stream_id}/webhooks/{webhook_id}", MODERATOR, "", ""),
+    ("GET", "/streams/{stream_id}/webhooks/{webhook_id}/deliveries", MODERATOR, "", "with their attempts"),
+    ("POST", "/streams/{stream_id}/webhooks/{webhook_id}/deliveries/{delivery_id}/replay", MODERATOR, "",
+     "the same event id, a new delivery"),
     # platform admins
     ("GET", "/admin/reports", PLATFORM_ADMIN, "", ""),
     ("GET", "/admin/audit", PLATFORM_ADMIN, "", ""),

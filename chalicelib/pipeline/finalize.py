@@ -40,7 +40,7 @@ def finalize(event: Envelope) -> Envelope:
         raise
     if sweep_if_deleted(video_id, "finalize"):
         raise progress.VideoGone(f"video {video_id} was deleted during finalize")
-    progress.complete(video_id)
+    progress.complete(video_id, event.get("execution"))
     progress.finish_execution(event["execution"], "succeeded")
     return {**event, "mp4_fallbacks": fallbacks}
 
@@ -119,7 +119,8 @@ def build_mp4_fallbacks(video_id: str) -> list[str]:
 def mark_duplicate(event: Envelope) -> Envelope:
     """processing_index -1, pointing at the original."""
     found = event["dedup"]
-    progress.mark_duplicate(event["video_id"], found["original_id"], found["similarity"])
+    progress.mark_duplicate(event["video_id"], found["original_id"], found["similarity"],
+                            event.get("execution"))
     progress.finish_execution(event["execution"], "duplicate")
     return event
 

@@ -17,7 +17,7 @@ import json
 import logging
 from typing import Any
 
-from chalicelib import db, failures, live, observability
+from chalicelib import db, failures, live, observability, webhooks
 
 logger = logging.getLogger(__name__)
 
@@ -107,22 +107,39 @@ def update_video(video_id: str, **fields: Any) -> None:
                (*fields.values(), video_id))
 
 
-def complete(video_id: str) -> None:
-    """processing_index 0: every asset is stored."""
-    db.execute(
-        "UPDATE videos SET processing_index = 0, status = 'complete', processed_at = now(),"
-        " failure_reason = NULL, failure_public = NULL, failed_stage = NULL, updated_at = now()"
-        f" WHERE id = %s AND {_RANK_SQL.format(col='processing_index')} <= 5",
-        (video_id,))
+def complete(video_id: str, execution: str | None = None) -> None:
+    """processing_index 0: every asset is stored (video.ready, once per execution)."""
+    with db.transaction() as cur:
+        cur.execute(
+            "UPDATE videos SET processing_index = 0, status = 'complete', processed_at = now(),"
+            " failure_reason = NULL, failure_public = NULL, failed_stage = NULL, updated_at = now()"
+            f" WHERE id = %s AND {_RANK_SQL.format(col='processing_index')} <= 5"
+            " RETURNING id, stream_id, title, duration_s", (video_id,))
+        row = cur.fetchone()
+        deliveries = webhooks.emit(cur, row["stream_id"], "video.ready", video_id, webhooks.video_payload(
+            row, status="complete", duration_s=row["duration_s"]), execution) if row else []
+    webhooks.start_deliveries(deliveries)
     live.publish_video(video_id, "video.processing", step="finalize")
 
 
-def mark_duplicate(video_id: str, original_id: str, similarity: float) -> None:
-    """processing_index -1: flagged as a duplicate of an earlier clip."""
-    db.execute(
-        "UPDATE videos SET processing_index = -1, status = 'duplicate', duplicate_of = %s,"
-        " similarity = %s, processed_at = now(), updated_at = now() WHERE id = %s",
-        (original_id, similarity, video_id))
+def mark_duplicate(video_id: str, original_id: str, similarity: float, execution: str | None = None) -> None:
+    """processing_index -1: flagged as a duplicate of an earlier clip (video.duplicate, once per execution).
+
+    The event names the original only when it is in the same stream (no id crosses a stream wall).
+    """
+    with db.transaction() as cur:
+        cur.execute(
+            "UPDATE videos SET processing_index = -1, status = 'duplicate', duplicate_of = %s,"
+            " similarity = %s, processed_at = now(), updated_at = now() WHERE id = %s"
+            " RETURNING id, stream_id, title,"
+            " (SELECT o.stream_id FROM videos o WHERE o.id = %s) AS original_stream",
+            (original_id, similarity, video_id, original_id))
+        row = cur.fetchone()
+        same = row and row["original_stream"] == row["stream_id"]
+        deliveries = webhooks.emit(cur, row["stream_id"], "video.duplicate", video_id, webhooks.video_payload(
+            row, status="duplicate", duplicate_of=str(original_id) if same else None,
+            similarity=similarity), execution) if row else []
+    webhooks.start_deliveries(deliveries)
     live.publish_video(video_id, "video.processing", step="dedup")
 
 
@@ -159,12 +176,17 @@ def mark_failed(video_id: str, reason: str, execution: str | None = None,
             "                 ORDER BY started_at DESC, id DESC LIMIT 1)),"
             " processing_index = CASE WHEN %s::int IS NOT NULL AND %s::int > 0"
             "   THEN %s::int ELSE processing_index END"
-            " WHERE id = %s AND status NOT IN ('complete', 'duplicate')",
+            " WHERE id = %s AND status NOT IN ('complete', 'duplicate')"
+            " RETURNING id, stream_id, title, failed_stage",
             (reason, public, stage, video_id, index, index, index, video_id))
-        marked = cur.rowcount > 0
-    if marked:
+        row = cur.fetchone()
+        deliveries = webhooks.emit(cur, row["stream_id"], "video.failed", video_id, webhooks.video_payload(
+            row, status="failed", reason=public, failed_stage=row["failed_stage"]),
+            execution) if row else []
+    webhooks.start_deliveries(deliveries)
+    if row is not None:
         live.publish_video(video_id, "video.processing", step=stage, reason=public)
-    return marked
+    return row is not None
 
 
 def finish_execution(execution_name: str, status: str) -> None:

@@ -89,6 +89,7 @@ _EMBED_ENV = {"EMBED_MODEL_PATH": f"{EMBED_MODEL_DIR}/all-MiniLM-L6-v2.onnx"}
 # Every stage step removes what it wrote if its video was deleted, and tells the video's live
 # followers about its progress (chalicelib/live.py).
 _STEP = ("delete-video-objects", "manage-connections")
+_EMITS = ("start-webhooks",)        # makes a state transition that webhooks report (chalicelib.webhooks)
 
 PIPELINE_FUNCTIONS: dict[str, FunctionSpec] = {
     "on_upload": FunctionSpec(grants=("head-raw", "refuse-raw", "start-pipeline"),
@@ -97,7 +98,8 @@ PIPELINE_FUNCTIONS: dict[str, FunctionSpec] = {
         image=True, ephemeral_mb=ephemeral_mb(MAX_UPLOAD_BYTES),
         grants=("read-raw", "write-thumbnails", "write-speech-handover", *_STEP),
         why="streams the upload to /tmp (up to 2 GB), probes, fingerprints with FFmpeg + numpy"),
-    "pipeline_mark_duplicate": FunctionSpec(grants=("write-thumbnails", "manage-connections"), why="marks -1"),
+    "pipeline_mark_duplicate": FunctionSpec(grants=("write-thumbnails", "manage-connections", *_EMITS),
+                                            why="marks -1"),
     "pipeline_transcode": FunctionSpec(
         image=True, memory=TRANSCODE_MEMORY_MB, timeout=TRANSCODE_TIMEOUT_S,
         ephemeral_mb=ephemeral_mb(transcode_scratch_bytes()),
@@ -135,9 +137,9 @@ PIPELINE_FUNCTIONS: dict[str, FunctionSpec] = {
         grants=("ingest-raw",),
         why="fetches a source URL into raw-uploads/ (a multipart upload, never over an object); "
             "the upload trigger starts the pipeline"),
-    "pipeline_finalize": FunctionSpec(grants=("read-processed", "write-processed", *_STEP),
+    "pipeline_finalize": FunctionSpec(grants=("read-processed", "write-processed", *_STEP, *_EMITS),
                                       why="checks the outputs, processing_index 0"),
-    "pipeline_mark_failed": FunctionSpec(grants=_STEP, why="records the failure on the video"),
+    "pipeline_mark_failed": FunctionSpec(grants=(*_STEP, *_EMITS), why="records the failure on the video"),
     # stepfunctions/clips.asl.json: FFmpeg reads the upload through a presigned URL.
     "clips_generate_moments": FunctionSpec(
         image=True, grants=("read-raw", "replace-clips"),
@@ -153,6 +155,9 @@ PIPELINE_FUNCTIONS: dict[str, FunctionSpec] = {
     "websocket_message": FunctionSpec(grants=("jwt", "manage-connections"),
                                  why="$default: subscribe/unsubscribe with the REST read rules, answers on the socket"),
     "websocket_disconnect": FunctionSpec(why="$disconnect: forgets the connection (database only)"),
+    # stepfunctions/webhooks.asl.json: the NAT of the database's subnets reaches the endpoints.
+    "webhook_deliver": FunctionSpec(
+        why="one signed POST of a webhook event to a stream's endpoint (database + outbound HTTPS only)"),
 }
 
 # Functions the table does not know yet (being added elsewhere) get this: the
@@ -179,10 +184,11 @@ API_GRANTS: dict[str, tuple[str, ...]] = {
     "clips": ("jwt", "read-thumbnails", "read-clips", "start-clips"),
     "ops": ("jwt", "watch-pipeline"),
     "sync": ("jwt", "manage-connections"),
-    "videos": ("jwt", "upload-raw", "list-raw-parts", "read-thumbnails", "read-processed",
+    "hooks": ("jwt", *_EMITS),
+    "videos": ("jwt", *_EMITS, "upload-raw", "list-raw-parts", "read-thumbnails", "read-processed",
                "delete-video-objects", "abort-raw-uploads", "stop-pipeline", "stop-clips", "upload-thumbnails",
                "invoke-thumbnail-custom", "invoke-ingest-url", "manage-connections"),
-    "streams": ("jwt", "read-thumbnails", "delete-video-objects", "abort-raw-uploads", "stop-pipeline",
+    "streams": ("jwt", *_EMITS, "read-thumbnails", "delete-video-objects", "abort-raw-uploads", "stop-pipeline",
                 "stop-clips"),
     "core": ("jwt",),
 }
@@ -248,6 +254,9 @@ def grant_statements(grant: str, names: iam.Names) -> list[dict]:
         "delete-video-objects": iam.s3_delete_video_objects,
         "start-pipeline": lambda: [iam.start_execution(pipeline, "starts one processing execution "
                                                        "per upload (and admin retries)")],
+        "start-webhooks": lambda: [iam.start_execution(names.state_machine("webhooks"),
+                                                       "starts one delivery execution per webhook delivery "
+                                                       "its state transitions (or a replay) made")],
         "stop-pipeline": lambda: iam.stop_executions(pipeline),
         "stop-clips": lambda: iam.stop_executions(names.state_machine("clips")),
         "transcode-status": lambda: [iam.function_status(

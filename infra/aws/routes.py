@@ -45,6 +45,8 @@ ROUTE_GROUPS: tuple[RouteGroup, ...] = (
                why="playlists and presigned segments for players: the hottest read path"),
     RouteGroup("processing", (r"^/processing/", r"^/videos/[^/]+/processing$"),
                why="processing status, queue and stats"),
+    RouteGroup("hooks", (r"^/streams/[^/]+/webhooks",),
+               why="a stream's webhook endpoints and deliveries; a replay starts a delivery execution"),
     RouteGroup("community", (r"^/admin/(reports|audit|videos/[^/]+/(hide|unhide)$)",
                              r"^/streams/[^/]+/(analytics|reports|bans|audit)", r"^/users/[^/]+/analytics$",
                              r"^/videos/[^/]+/(analytics|report|views)$"),

@@ -75,6 +75,8 @@ LEFT_UNSET: dict[str, str] = {
     "WHISPER_THREADS": "the default follows the vCPUs Lambda gives",
     "EMBED_THREADS": "the default follows the vCPUs Lambda gives",
     "HF_HUB_OFFLINE": "set by the code itself before loading Whisper",
+    "OUTBOUND_ALLOW_HTTP": "user-given URLs (webhooks) must be https in AWS (a local test setting)",
+    "OUTBOUND_ALLOW_HOSTS": "no private address is reachable from user-given URLs in AWS (a local test setting)",
     "STAGE": "written by Chalice from .chalice/config.json",
     "APP_NAME": "written by Chalice from .chalice/config.json",
 }

@@ -59,6 +59,13 @@ CLIPS_ASL_FUNCTIONS = {
     "MarkExtractionFailedFunctionArn": "clips_mark_extraction_failed",
 }
 
+# Signed webhook deliveries: ${Placeholder} -> Chalice function name.
+WEBHOOKS_ASL_PATH = ROOT / "stepfunctions" / "webhooks.asl.json"
+WEBHOOKS_ASL_FUNCTIONS = {"DeliverFunctionArn": "webhook_deliver"}
+# A local setting only (tests): the deliveries' first retry interval in seconds instead of the
+# ASL's 60 (the backoff rate and attempts stay), so a retry is seen in seconds, not minutes.
+RETRY_INTERVAL_ENV = "WEBHOOK_RETRY_INTERVAL_SECONDS"
+
 # Browsers upload straight to the bucket with presigned PUT/POST.
 BUCKET_CORS = {"CORSRules": [{
     "AllowedMethods": ["GET", "HEAD", "PUT", "POST"],
@@ -85,6 +92,7 @@ class Deployment:
     functions: dict[str, str]   # chalice name -> ARN
     state_machine_arn: str
     clips_state_machine_arn: str = ""
+    webhooks_state_machine_arn: str = ""
     api_roles: dict[str, str] = field(default_factory=dict)   # route group -> role ARN
 
 
@@ -237,6 +245,17 @@ def render_definition(arns: dict[str, str], path: Path = ASL_PATH,
     return text
 
 
+def with_retry_interval(definition: str, seconds: int | None) -> str:
+    """The definition with every Retry's IntervalSeconds set to `seconds` (None: unchanged)."""
+    if not seconds:
+        return definition
+    machine = json.loads(definition)
+    for state in machine["States"].values():
+        for retrier in state.get("Retry", []):
+            retrier["IntervalSeconds"] = int(seconds)
+    return json.dumps(machine)
+
+
 def _ensure_state_machine(sfn: Any, name: str, definition: str, role: str) -> str:
     for sm in sfn.list_state_machines()["stateMachines"]:
         if sm["name"] == name:
@@ -291,5 +310,11 @@ def deploy(*, stage: str, bucket: str, region: str, aws_endpoint: str | None,
     clips_arn = _ensure_state_machine(
         sfn, f"{app_name}-{stage}-clips",
         render_definition(arns, CLIPS_ASL_PATH, CLIPS_ASL_FUNCTIONS), states_role("clips", CLIPS_ASL_FUNCTIONS))
+    webhooks_arn = _ensure_state_machine(
+        sfn, f"{app_name}-{stage}-webhooks",
+        with_retry_interval(render_definition(arns, WEBHOOKS_ASL_PATH, WEBHOOKS_ASL_FUNCTIONS),
+                            int(runtime_env.get(RETRY_INTERVAL_ENV) or 0) or None),
+        states_role("webhooks", WEBHOOKS_ASL_FUNCTIONS))
     return Deployment(stage=stage, bucket=bucket, functions=arns, state_machine_arn=sm_arn,
-                      clips_state_machine_arn=clips_arn, api_roles=api_roles)
+                      clips_state_machine_arn=clips_arn, webhooks_state_machine_arn=webhooks_arn,
+                      api_roles=api_roles)

@@ -156,6 +156,8 @@ class Stack:
         os.environ["STATE_MACHINE_ARN"] = self.deployment.state_machine_arn
         self.env["CLIPS_STATE_MACHINE_ARN"] = self.deployment.clips_state_machine_arn
         os.environ["CLIPS_STATE_MACHINE_ARN"] = self.deployment.clips_state_machine_arn
+        self.env["WEBHOOKS_STATE_MACHINE_ARN"] = self.deployment.webhooks_state_machine_arn
+        os.environ["WEBHOOKS_STATE_MACHINE_ARN"] = self.deployment.webhooks_state_machine_arn
         if self.emulator is not None:
             self.env["LOCAL_API_CREDENTIALS"] = os.environ["LOCAL_API_CREDENTIALS"] = self._api_credentials()
         reset_settings()
@@ -263,7 +265,9 @@ def test_config(tmp: Path | None = None) -> StackConfig:
     tmp = tmp or Path(tempfile.mkdtemp(prefix="clipstream-test-"))
     return StackConfig(emulator_port=free_port(), api_port=free_port(), pg_port=free_port(),
                        certs_port=free_port(), live_port=free_port(), data_dir=tmp,
-                       extra_env={"RATE_LIMITS": _suite_rate_limits()})
+                       extra_env={"RATE_LIMITS": _suite_rate_limits(),
+                                  # webhook deliveries retry after 1, 2, 4 ... s instead of 60, 120 ...
+                                  "WEBHOOK_RETRY_INTERVAL_SECONDS": "1"})
 
 
 # The suite signs in hundreds of users from one address and its fuzzer sends

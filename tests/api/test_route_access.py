@@ -98,11 +98,20 @@ def world(client, make_user, make_stream, make_video, google_key):
                               " VALUES (%s, 0, 1, 'm', 1, 'speech') RETURNING id", (vid,))
         db.execute("INSERT INTO stream_bans (stream_id, user_id, reason) VALUES (%s, %s, 'x')",
                    (sid, outcast["user"]["id"]))
+        # A webhook endpoint with one delivered event (its routes act on them).
+        hook = db.fetch_one("INSERT INTO webhook_endpoints (stream_id, url, events, secret)"
+                            " VALUES (%s, 'https://example.com/hook', '{video.ready}', 'whsec_x') RETURNING id",
+                            (sid,))
+        event = db.fetch_one("INSERT INTO webhook_events (stream_id, type, subject_id, payload)"
+                             " VALUES (%s, 'video.ready', %s, '{}') RETURNING id", (sid, vid))
+        delivery = db.fetch_one("INSERT INTO webhook_deliveries (event_id, endpoint_id, status)"
+                                " VALUES (%s, %s, 'succeeded') RETURNING id", (event["id"], hook["id"]))
         return {"admin": admin, "creator": creator, "viewer": viewer, "target": target,
                 "stream_id": sid, "video_id": vid, "invite_code": invite["code"],
                 "share_id": share["id"], "share_code": share["share_url"].rstrip("/").split("/")[-1],
                 "report_id": report["id"], "moment_id": str(moment["id"]), "upload_id": upload_id,
                 "outcast_id": outcast["user"]["id"],
+                "webhook_id": str(hook["id"]), "delivery_id": str(delivery["id"]),
                 "id_token": google_key.mint(f"new-{uuid.uuid4().hex[:10]}@example.com")}
 
     return build
@@ -110,7 +119,8 @@ def world(client, make_user, make_stream, make_video, google_key):
 
 def _path(method: str, template: str, w: dict) -> str:
     values = {"stream_id": w["stream_id"], "video_id": w["video_id"], "share_id": w["share_id"],
-              "report_id": w["report_id"], "moment_id": w["moment_id"], "quality": "720p", "segment": "00000.vtt", "name": "app.js",
+              "report_id": w["report_id"], "moment_id": w["moment_id"],
+              "webhook_id": w["webhook_id"], "delivery_id": w["delivery_id"], "quality": "720p", "segment": "00000.vtt", "name": "app.js",
               "user_id": w["outcast_id"] if template.endswith("/bans/{user_id}") else w["target"]["user"]["id"],
               "code": w["share_code"] if template.startswith("/share/") else w["invite_code"]}
     path = re.sub(r"{([^}]+)}", lambda m: values[m.group(1)], template)

@@ -122,6 +122,7 @@ NEEDS: dict[str, list[Need]] = {
         Need("s3:ListBucketMultipartUploads", "arn:aws:s3:::media-bucket")],
     "chalicelib.pipeline.start:start_for_object": obj(RAW, GET) + machine("pipeline", "states:StartExecution"),
     "chalicelib.pipeline.start:_refuse_mismatched_size": obj(RAW, DELETE),
+    "chalicelib.webhooks:start_deliveries": machine("webhooks", "states:StartExecution"),
     "chalicelib.video_deletion:stop_executions": execution("pipeline", "states:StopExecution"),
     "chalicelib.video_deletion:stop_clip_extraction": execution("clips", "states:StopExecution"),
     "chalicelib.video_deletion:delete_objects": [
