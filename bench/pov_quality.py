@@ -1,14 +1,18 @@
 """POV matching across voice chat: precision, recall and offset error per condition.
 
 Run: .venv/bin/python bench/pov_quality.py [--per-condition 6]
-Builds the pairs of tests/ml/pov_pairs.py (one firefight bed under two players' voice
-chats, offsets up to +-30 s, overlaps down to 5 s; negatives: one voice over two beds),
+Builds the pairs of tests/ml/pov_pairs.py (one game-sound bed - gunfire and explosions,
+engine hum, music, music under gunfire - under two players' voice chats, offsets up to
++-30 s, overlaps down to 5 s; negatives: one voice over two beds, and unrelated clips),
 encodes each clip as AAC (what uploads carry), decodes it back to the 16 kHz speech WAV
-and scores each pair with two matchers:
-- chromaprint: what relate.py uses today (align() on the chromaprint sequence);
-- bed: fingerprint.bed_fingerprint/align_bed (band energies, VAD-gated frames).
-A pair is found when its score reaches the matcher's threshold AND the offset is
-within 0.5 s; writes bench/results/pov_quality.json.
+(what the dedup step writes) and scores each pair with two matchers:
+- chromaprint: align() on the chromaprint sequence (what relate.py used alone before);
+- landmarks: gamesound.landmarks/match (spectral peak pairs outside speech, offset votes),
+  what relate.py decides POV by now.
+A pair is found when the matcher says "match" AND the offset is within 0.5 s; a match
+of a negative pair, or at a wrong offset, counts against precision. Also reports the
+landmark fingerprint's CPU time per minute of audio (the cost it adds to dedup) and the
+time per pair comparison; writes bench/results/pov_quality.json.
 """
 from __future__ import annotations
 
@@ -27,6 +31,7 @@ if str(ROOT) not in sys.path:
 
 RESULTS = ROOT / "bench" / "results" / "pov_quality.json"
 MAX_OFFSET_ERROR_S = 0.5
+MATCHERS = ("chromaprint", "landmarks")
 
 
 def _via_aac(samples, work: Path, name: str) -> Path:
@@ -44,7 +49,7 @@ def _via_aac(samples, work: Path, name: str) -> Path:
 
 
 def _score(pair, work: Path) -> dict:
-    from chalicelib.media import fingerprint as fp
+    from chalicelib.media import fingerprint as fp, gamesound
     from tests.ml.clips import SR
 
     out = {"pair": pair.name, "condition": pair.condition, "offset_s": pair.offset_s,
@@ -63,18 +68,18 @@ def _score(pair, work: Path) -> dict:
     out["chromaprint"] = {"score": chroma.score, "offset_s": round(b_in_a(chroma.offset_s), 3),
                           "matched": chroma.score >= fp.ALIGN_MIN_SCORE}
     t_chroma = time.perf_counter() - t
+    t = time.process_time()
+    la = gamesound.landmarks(gamesound.read_speech_wav(wa))
+    lb = gamesound.landmarks(gamesound.read_speech_wav(wb))
+    t_fp = time.process_time() - t
     t = time.perf_counter()
-    ba, bb = fp.bed_fingerprint(fp.read_speech_wav(wa)), fp.bed_fingerprint(fp.read_speech_wav(wb))
-    t_fp = time.perf_counter() - t
-    short, long_ = (bb, ba) if b_is_short else (ba, bb)
-    t = time.perf_counter()
-    bed = fp.align_bed(short, long_)
-    t_align = time.perf_counter() - t
-    out["bed"] = {"score": bed.score, "offset_s": round(b_in_a(bed.offset_s), 3),
-                  "matched": bed.score >= fp.BED_MIN_SCORE, "fingerprint_s": round(t_fp, 3),
-                  "align_s": round(t_align, 4)}
+    m = gamesound.match(la, lb)
+    t_match = time.perf_counter() - t
+    out["landmarks"] = {"score": m.score, "votes": m.votes, "offset_s": m.offset_s,
+                        "matched": m.matched, "fingerprint_cpu_s": round(t_fp, 3),
+                        "match_s": round(t_match, 4), "peaks": [len(la.bins) // 2, len(lb.bins) // 2]}
     out["chromaprint"]["seconds"] = round(t_chroma, 3)
-    for key in ("chromaprint", "bed"):
+    for key in MATCHERS:
         r = out[key]
         if pair.offset_s is not None:
             r["offset_error_s"] = round(abs(r["offset_s"] - pair.offset_s), 3)
@@ -83,30 +88,34 @@ def _score(pair, work: Path) -> dict:
 
 
 def summarise(rows: list[dict]) -> dict:
-    """Per matcher and condition: recall (positives), false matches (negatives), offset error."""
+    """Per matcher and condition: precision, recall, offset error (positives), false matches."""
     summary: dict = {}
-    for key in ("chromaprint", "bed"):
+    for key in MATCHERS:
         per: dict = {}
-        for cond in sorted({r["condition"] for r in rows}):
-            rs = [r for r in rows if r["condition"] == cond]
-            if rs[0]["offset_s"] is None:
-                per[cond] = {"pairs": len(rs), "false_matches": sum(r[key]["matched"] for r in rs),
-                             "max_score": max(r[key]["score"] for r in rs)}
-            else:
-                found = [r for r in rs if r[key]["found"]]
-                per[cond] = {"pairs": len(rs), "recall": round(len(found) / len(rs), 3),
-                             "min_score": min(r[key]["score"] for r in rs),
-                             "max_offset_error_s_found": max(
-                                 (r[key]["offset_error_s"] for r in found), default=None)}
-        pos = [r for r in rows if r["offset_s"] is not None]
-        matched = [r for r in rows if r[key]["matched"]]
-        true = [r for r in pos if r[key]["found"]]
-        per["all"] = {"recall": round(len(true) / len(pos), 3),
-                      "precision": round(len(true) / len(matched), 3) if matched else None}
+        for cond in sorted({r["condition"] for r in rows}) + ["all"]:
+            rs = [r for r in rows if cond in ("all", r["condition"])]
+            pos = [r for r in rs if r["offset_s"] is not None]
+            matched = [r for r in rs if r[key]["matched"]]
+            found = [r for r in pos if r[key]["found"]]
+            per[cond] = {"pairs": len(rs), "matched": len(matched),
+                         "precision": round(len(found) / len(matched), 3) if matched else None,
+                         "false_matches": len(matched) - len(found)}
+            if pos:
+                errors = [r[key]["offset_error_s"] for r in found]
+                per[cond] |= {"recall": round(len(found) / len(pos), 3),
+                              "offset_error_s_max": max(errors, default=None),
+                              "offset_error_s_mean": round(sum(errors) / len(errors), 4) if errors else None}
+            score = "votes" if key == "landmarks" else "score"
+            if pos:
+                per[cond]["min_positive_" + score] = min(r[key][score] for r in pos)
+            if len(pos) < len(rs):
+                per[cond]["max_negative_" + score] = max(r[key][score] for r in rs if r["offset_s"] is None)
         summary[key] = per
     audio_s = sum(r["seconds"] for r in rows)
-    summary["bed_fingerprint_rtf"] = round(sum(r["bed"]["fingerprint_s"] for r in rows) / audio_s, 5)
-    summary["bed_align_s_per_pair"] = round(sum(r["bed"]["align_s"] for r in rows) / len(rows), 5)
+    summary["landmarks_cpu_s_per_audio_minute"] = round(
+        60 * sum(r["landmarks"]["fingerprint_cpu_s"] for r in rows) / audio_s, 3)
+    summary["landmarks_match_ms_per_pair"] = round(
+        1000 * sum(r["landmarks"]["match_s"] for r in rows) / len(rows), 3)
     return summary
 
 
@@ -114,7 +123,7 @@ def main() -> None:
     from tests.ml import pov_pairs
 
     parser = argparse.ArgumentParser()
-    parser.add_argument("--per-condition", type=int, default=6)
+    parser.add_argument("--per-condition", type=int, default=8)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         rows = [_score(p, Path(tmp)) for p in pov_pairs.pairs(args.per_condition)]
@@ -125,7 +134,8 @@ def main() -> None:
     for row in rows:
         print(row["pair"], row["offset_s"], row["overlap_s"],
               "chroma", row["chromaprint"]["score"], row["chromaprint"]["offset_s"],
-              "bed", row["bed"]["score"], row["bed"]["offset_s"])
+              "landmarks", row["landmarks"]["votes"], row["landmarks"]["score"],
+              row["landmarks"]["offset_s"])
     print(json.dumps(summary, indent=1))
 
 

@@ -5,24 +5,23 @@ Video: frames scaled to 32x32 grayscale, averaged over WINDOW_S windows every
 survives re-encoding, resizing, bitrate and container changes. A fixed-length vector
 summarising the clip goes into a pgvector index to find candidates, which `compare`
 then checks frame by frame.
-Audio: chromaprint's raw fingerprint (one 32-bit item every ~0.124 s), and a game-sound
-("bed") fingerprint for other points of view: two players in one match share the game
-sound but never their voice-chat mix, so the bed fingerprint keeps band energies over
-time with the frames Silero VAD hears speech in weighted down (see bed_fingerprint).
-Not yet part of MediaSignature: bench/pov_quality.py measures it (issue 18, item 5).
+Audio: chromaprint's raw fingerprint (one 32-bit item every ~0.124 s), and the game-sound
+landmarks of chalicelib.media.gamesound (spectral peaks outside speech), which match
+two players' clips of one moment across their different voice chats (POV).
 """
 from __future__ import annotations
 
-import base64
 import functools
 import hashlib
 import logging
-import wave
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from collections.abc import Callable, Iterator
 from typing import Any, BinaryIO
 
+from chalicelib import aws
+from chalicelib.media import gamesound
 from chalicelib.media.errors import MediaError, MediaTimeoutError, TransientMediaError
 from chalicelib.media.ffmpeg import run_ffmpeg, speech_wav_args
 from chalicelib.media.probe import MediaInfo
@@ -59,29 +58,6 @@ MIN_ALIGN_OVERLAP_S = 4.0
 # unrelated clips with similar-sounding audio reach ~0.45 by chance.
 ALIGN_MIN_SCORE = 0.7
 SIGNATURE_VERSION = 1
-# Bed fingerprint: log energies of BED_BANDS log-spaced bands (50 Hz - 7.8 kHz of the
-# 16 kHz speech WAV) every BED_HOP_S, smoothed over 0.25 s (two recordings of one sound
-# never share sample phase, so frame-level noise must not count) and detrended over 3 s
-# (level, EQ and slow drift differ between players), z-scored per band, int8.
-BED_SAMPLE_RATE = 16000
-BED_STFT_HOP = 512                      # 32 ms: also Silero VAD's chunk
-BED_STFT_WIN = 1024
-BED_DECIMATE = 4                        # stored every 128 ms
-BED_HOP_S = BED_STFT_HOP * BED_DECIMATE / BED_SAMPLE_RATE
-BED_BANDS = 16
-BED_SMOOTH_FRAMES = 8                   # 0.256 s
-BED_DETREND_FRAMES = 95                 # ~3 s
-BED_SCALE = 32.0                        # int8 = z * 32, clipped at +-4 sigma
-# A frame's weight is 1 - P(speech), P dilated by this many STFT frames either side
-# (VAD onsets lag the voice; a syllable's tail outlasts the chunk that detected it).
-BED_SPEECH_DILATE = 6
-# align_bed(): minimum overlap, minimum usable (speech-free in both) share of it, and the score at
-# or above which two clips share their game sound (measured in bench/pov_quality.py:
-# one bed without the other voice 0.72-0.95; but see bench/pov_quality.py: other voices
-# on both sides and the same voice over two beds are not yet told apart).
-BED_MIN_OVERLAP_S = 4.0
-BED_MIN_USABLE = 0.25
-BED_MIN_SCORE = 0.6
 
 
 @dataclass(frozen=True)
@@ -112,17 +88,25 @@ class VideoSignature:
 
 @dataclass(frozen=True)
 class MediaSignature:
-    """Everything compare() and align() need about one clip."""
+    """Everything compare() and align() need about one clip.
+
+    `game`: game-sound landmarks (None without audio, and in signatures stored before
+    they existed: the optional "game" key keeps SIGNATURE_VERSION 1 readable both ways).
+    """
 
     duration_s: float
     video: VideoSignature | None
     audio: list[int] | None
+    game: gamesound.Landmarks | None = None
 
     def to_dict(self) -> dict:
         """JSON-able form."""
-        return {"version": SIGNATURE_VERSION, "duration_s": self.duration_s,
-                "video": self.video.to_dict() if self.video else None,
-                "audio": self.audio}
+        out = {"version": SIGNATURE_VERSION, "duration_s": self.duration_s,
+               "video": self.video.to_dict() if self.video else None,
+               "audio": self.audio}
+        if self.game is not None:
+            out["game"] = self.game.to_dict()
+        return out
 
     @classmethod
     def from_dict(cls, data: dict) -> MediaSignature:
@@ -132,42 +116,8 @@ class MediaSignature:
         return cls(duration_s=float(data["duration_s"]),
                    video=VideoSignature.from_dict(data["video"]) if data.get("video") else None,
                    audio=[int(x) for x in data["audio"]] if data.get("audio") is not None
-                   else None)
-
-
-@dataclass(frozen=True)
-class BedFingerprint:
-    """Game-sound features every BED_HOP_S: int8 band values and uint8 non-speech weights."""
-
-    hop_s: float
-    bands: int
-    values: bytes    # frames x bands, int8, row-major
-    weights: bytes   # frames, uint8: 255 = no speech heard, 0 = speech
-
-    @property
-    def frames(self) -> int:
-        return len(self.weights)
-
-    def arrays(self):
-        """(frames x bands float32 values, frames float32 weights in [0, 1])."""
-        import numpy as np
-
-        values = np.frombuffer(self.values, np.int8).reshape(-1, self.bands)
-        return (values.astype(np.float32) / BED_SCALE,
-                np.frombuffer(self.weights, np.uint8).astype(np.float32) / 255.0)
-
-    def to_dict(self) -> dict:
-        """JSON-able form (base64 bytes: ~170 characters per second of audio)."""
-        return {"hop_s": self.hop_s, "bands": self.bands,
-                "values": base64.b64encode(self.values).decode(),
-                "weights": base64.b64encode(self.weights).decode()}
-
-    @classmethod
-    def from_dict(cls, data: dict) -> BedFingerprint:
-        """Inverse of to_dict."""
-        return cls(hop_s=float(data["hop_s"]), bands=int(data["bands"]),
-                   values=base64.b64decode(data["values"]),
-                   weights=base64.b64decode(data["weights"]))
+                   else None,
+                   game=gamesound.Landmarks.from_dict(data["game"]) if data.get("game") else None)
 
 
 @dataclass(frozen=True)
@@ -196,159 +146,18 @@ def media_signature(src: str | Path, info: MediaInfo, timeout_s: float,
     """Video and (when there is audio) audio signatures of `src`.
 
     `speech_wav`: also write the 16 kHz speech WAV from the same audio decode
-    (the transcribe step reads it, so nothing decodes the audio twice).
+    (the transcribe step reads it, so nothing decodes the audio twice); the game-sound
+    landmarks are computed from that WAV (a scratch one when `speech_wav` is None).
     """
     video = video_signature(src, info, timeout_s) if info.has_video else None
-    audio = audio_fingerprint(src, timeout_s, speech_wav) if info.has_audio else None
-    return MediaSignature(duration_s=float(info.duration_s or 0.0), video=video, audio=audio)
-
-
-def read_speech_wav(path: str | Path):
-    """The 16 kHz mono 16-bit WAV written by speech_wav_args() as float32 samples."""
-    import numpy as np
-
-    with wave.open(str(path), "rb") as wav:
-        if wav.getframerate() != BED_SAMPLE_RATE or wav.getnchannels() != 1 or \
-                wav.getsampwidth() != 2:
-            raise MediaError("speech WAV is not 16 kHz mono 16-bit")
-        pcm = wav.readframes(wav.getnframes())
-    return np.frombuffer(pcm, "<i2").astype(np.float32) / 32768.0
-
-
-def bed_fingerprint(samples) -> BedFingerprint | None:
-    """The game-sound fingerprint of 16 kHz mono float32 `samples` (None if under a hop)."""
-    import numpy as np
-
-    n = len(samples) // BED_STFT_HOP
-    if n < BED_DECIMATE:
-        return None
-    energies = _band_energies(samples, n)                       # n x bands, power
-    smoothed = _moving_mean(energies, BED_SMOOTH_FRAMES)
-    logs = np.log(smoothed + 1e-10)
-    feats = logs - _moving_mean(logs, BED_DETREND_FRAMES)
-    feats = feats[::BED_DECIMATE]
-    feats = (feats - feats.mean(axis=0)) / (feats.std(axis=0) + 1e-6)
-    values = np.clip(np.round(feats * BED_SCALE), -127, 127).astype(np.int8)
-    speech = _speech_probability(samples, n)
-    # Dilate, then take each stored frame's loudest-speech moment over its span.
-    speech = _moving_max(speech, BED_SPEECH_DILATE)
-    span = len(feats) * BED_DECIMATE
-    speech = np.pad(speech, (0, max(0, span - len(speech))))[:span]
-    speech = speech.reshape(len(feats), BED_DECIMATE).max(axis=1)
-    weights = np.round((1.0 - speech) * 255).astype(np.uint8)
-    return BedFingerprint(hop_s=BED_HOP_S, bands=BED_BANDS, values=values.tobytes(),
-                          weights=weights.tobytes())
-
-
-def align_bed(short: BedFingerprint, long_: BedFingerprint) -> Alignment:
-    """Offset (s) of `short` inside `long_` by their game sound, and a [0, 1] score.
-
-    The score is the weighted correlation of the two feature sequences over their
-    overlap, each frame weighted by how sure both VADs are that nobody speaks in it, so
-    neither player's voice counts. Overlaps under BED_MIN_OVERLAP_S, or whose speech-free
-    weight is under BED_MIN_USABLE of it, are not considered. Negative offset: `short`
-    starts first.
-    """
-    import numpy as np
-
-    if short.bands != long_.bands or abs(short.hop_s - long_.hop_s) > 1e-9:
-        return Alignment(0.0, 0.0, "bed")
-    fa, wa = short.arrays()
-    fb, wb = long_.arrays()
-    min_overlap = max(1, round(BED_MIN_OVERLAP_S / short.hop_s))
-    if min(len(fa), len(fb)) < min_overlap:
-        return Alignment(0.0, 0.0, "bed")
-    # Whole frames are weighted: keeping the bands outside the voice in speech frames was
-    # measured to let the same voice over two beds score 0.6 (sibilants, low harmonics).
-    wa2 = np.repeat(wa[:, None], fa.shape[1], axis=1)
-    wb2 = np.repeat(wb[:, None], fb.shape[1], axis=1)
-    num = _xcorr(wa2 * fa, wb2 * fb)
-    energy_a = _xcorr(wa2 * fa * fa, wb2)
-    energy_b = _xcorr(wa2, wb2 * fb * fb)
-    usable = _xcorr(wa2, wb2) / fa.shape[1]
-    lags = np.arange(-(len(fa) - 1), len(fb))
-    overlap = np.minimum(np.minimum(len(fa), len(fb)),
-                         np.minimum(len(fa) + lags, len(fb) - lags))
-    score = num / np.sqrt(np.maximum(energy_a * energy_b, 1e-9))
-    ok = (overlap >= min_overlap) & (usable >= BED_MIN_USABLE * np.maximum(overlap, 1))
-    score = np.where(ok, score, -1.0)
-    k = int(np.argmax(score))
-    if score[k] <= 0:
-        return Alignment(0.0, 0.0, "bed")
-    refined = float(lags[k])
-    if 0 < k < len(score) - 1 and ok[k - 1] and ok[k + 1]:
-        left, mid, right = score[k - 1], score[k], score[k + 1]
-        denom = left - 2 * mid + right
-        if denom < 0:
-            refined += float(np.clip(0.5 * (left - right) / denom, -0.5, 0.5))
-    # lag = frames of `long_` before `short` starts: `short`'s frame t is long_'s t + lag.
-    return Alignment(round(refined * short.hop_s, 3), round(float(score[k]), 4), "bed")
-
-
-def _band_energies(samples, n: int):
-    """n x BED_BANDS band powers of a Hann STFT (window BED_STFT_WIN, hop BED_STFT_HOP)."""
-    import numpy as np
-
-    padded = np.pad(np.asarray(samples[:n * BED_STFT_HOP], np.float32),
-                    (BED_STFT_WIN // 2, BED_STFT_WIN // 2))
-    window = np.hanning(BED_STFT_WIN).astype(np.float32)
-    bands = _bed_band_matrix()
-    out = np.empty((n, BED_BANDS), np.float32)
-    chunk = 2048  # frames per FFT batch: bounded memory for a 30-minute clip
-    for start in range(0, n, chunk):
-        count = min(chunk, n - start)
-        frames = np.lib.stride_tricks.sliding_window_view(
-            padded[start * BED_STFT_HOP:(start + count - 1) * BED_STFT_HOP + BED_STFT_WIN],
-            BED_STFT_WIN)[::BED_STFT_HOP]
-        power = np.abs(np.fft.rfft(frames * window, axis=1)) ** 2
-        out[start:start + count] = power @ bands
-    return out
-
-
-@functools.cache
-def _bed_band_matrix():
-    import numpy as np
-
-    freqs = np.fft.rfftfreq(BED_STFT_WIN, 1 / BED_SAMPLE_RATE)
-    edges = np.geomspace(50.0, 7800.0, BED_BANDS + 1)
-    return np.stack([(freqs >= lo) & (freqs < hi) for lo, hi in zip(edges[:-1], edges[1:])],
-                    axis=1).astype(np.float32)
-
-
-def _moving_mean(x, width: int):
-    """Centred moving mean along axis 0 (edges repeat the end values)."""
-    import numpy as np
-
-    pad = np.pad(x, ((width // 2, width - 1 - width // 2), (0, 0)), mode="edge")
-    c = np.concatenate([np.zeros((1, x.shape[1]), np.float64), np.cumsum(pad, axis=0)])
-    return ((c[width:] - c[:-width]) / width).astype(np.float32)
-
-
-def _moving_max(x, radius: int):
-    import numpy as np
-
-    pad = np.pad(x, radius)
-    return np.lib.stride_tricks.sliding_window_view(pad, 2 * radius + 1).max(axis=1)
-
-
-def _speech_probability(samples, n: int):
-    """Silero VAD's speech probability per BED_STFT_HOP chunk (faster-whisper ships it)."""
-    import numpy as np
-    from faster_whisper.vad import get_vad_model
-
-    audio = np.ascontiguousarray(samples[:n * BED_STFT_HOP], np.float32)
-    probs = np.asarray(get_vad_model()(audio, num_samples=BED_STFT_HOP)).reshape(-1)
-    return np.pad(probs, (0, max(0, n - len(probs))))[:n].astype(np.float32)
-
-
-def _xcorr(a, b):
-    """sum over columns of the cross-correlation: out[lag + len(a) - 1] = sum_t a[t] b[t + lag]."""
-    import numpy as np
-
-    size = len(a) + len(b) - 1
-    nfft = 1 << (size - 1).bit_length()
-    spec = np.fft.rfft(a[::-1], nfft, axis=0) * np.fft.rfft(b, nfft, axis=0)
-    return np.fft.irfft(spec.sum(axis=1), nfft)[:size]
+    if not info.has_audio:
+        return MediaSignature(duration_s=float(info.duration_s or 0.0), video=video, audio=None)
+    with tempfile.TemporaryDirectory(dir=aws.scratch_dir()) as tmp:
+        wav = Path(speech_wav) if speech_wav is not None else Path(tmp) / "speech.wav"
+        audio = audio_fingerprint(src, timeout_s, wav)
+        game = gamesound.landmarks(gamesound.read_speech_wav(wav)) if audio is not None else None
+    return MediaSignature(duration_s=float(info.duration_s or 0.0), video=video, audio=audio,
+                          game=game)
 
 
 def video_signature(src: str | Path, info: MediaInfo, timeout_s: float) -> VideoSignature:

@@ -33,15 +33,27 @@ class Pair:
         return min(la, self.offset_s + lb) - max(0.0, self.offset_s)
 
 
-# condition -> B's voice: "other" (another voice and text), "none" (no voice chat at all).
-# Positives share a firefight bed. The synthetic vehicle and music beds are periodic (a
-# 0.15 Hz RPM sine, a 7.7 s chord loop): their game sound repeats, so an offset on them is
-# ambiguous by whole periods; they serve as the other bed of the negatives.
-POSITIVE = ["other_voice", "no_voice", "other_voice_loud"]
-NEGATIVE = ["same_voice_other_bed"]
+# Positives share one game-sound bed under two voice chats; B's voice: "other_voice"
+# (another voice and text at the same level), "other_voice_loud" (B louder than the
+# game), "no_voice" (B silent). Negatives: "same_voice_other_bed" (one voice saying the
+# same words at the same times over two different beds) and "unrelated" (other voices,
+# other beds). Beds rotate over gunfire, explosions and rumble (firefight), engine hum
+# (vehicle), music, and music under gunfire.
+POSITIVE = ["other_voice", "other_voice_loud", "no_voice"]
+NEGATIVE = ["same_voice_other_bed", "unrelated"]
+BED_KINDS = ["firefight", "vehicle", "music", "music+firefight"]
+# A negative's other bed shares no part with the first (two music beds share their loop).
+OTHER_BED = {"firefight": "vehicle", "vehicle": "music", "music": "firefight",
+             "music+firefight": "vehicle"}
 # (offset of B in A, length of A, length of B): offsets up to +-30 s, overlaps down to 5 s.
 LAYOUTS = [(1.0, 12.0, 10.0), (30.0, 35.0, 8.0), (-30.0, 8.0, 35.0), (12.37, 20.0, 17.4),
-           (-6.61, 12.0, 11.6), (25.2, 30.2, 9.0)]
+           (-6.61, 12.0, 11.6), (25.2, 30.2, 9.0), (-3.3, 6.0, 40.0), (0.0, 5.0, 5.0)]
+
+
+def bed(kind: str, seconds: float, seed: int) -> np.ndarray:
+    """A game-sound bed of `kind` (a tests.ml.corpus bed, or two summed with "+")."""
+    parts = [corpus.BEDS[k](seconds, seed + 101 * i) for i, k in enumerate(kind.split("+"))]
+    return sum(parts) / np.sqrt(len(parts))
 
 
 def talk(seconds: float, voice_index: int, sentence_index: int, first_at: float) -> np.ndarray:
@@ -75,11 +87,11 @@ def _mix(bed: np.ndarray, voice: np.ndarray | None, snr_db: float, gain: float) 
 def make_pair(condition: str, index: int) -> Pair:
     """Pair `index` of a condition (layout, beds, voices and levels rotate with the index)."""
     offset, la, lb = LAYOUTS[index % len(LAYOUTS)]
-    kind = "firefight"
+    kind = BED_KINDS[index % len(BED_KINDS)]
     start_a = max(0.0, -offset)               # A's start on the match timeline
     start_b = start_a + offset
     total = max(start_a + la, start_b + lb) + 0.5
-    bed = corpus.BEDS[kind](total, 4000 + 13 * index)
+    game = bed(kind, total, 4000 + 13 * index)
     snr = (-5.0, 0.0, -10.0)[index % 3]
     a_voice = talk(la, index, index, 0.3 + 0.4 * (index % 3))
 
@@ -88,19 +100,24 @@ def make_pair(condition: str, index: int) -> Pair:
         return track[i:i + int(round(length * SR))]
 
     if condition in NEGATIVE:
-        other_kind = ("firefight", "vehicle", "music")[index % 3]
-        other = corpus.BEDS[other_kind](total, 7000 + 13 * index)
-        # Same voice, same words, same times, same lengths; only the game sound differs.
-        a = _mix(cut(bed, start_a, la), a_voice, snr, 0.9)
-        b = _mix(cut(other, start_a, la), a_voice, snr, 0.6)
+        other_kind = OTHER_BED[kind]
+        other = bed(other_kind, total, 7000 + 13 * index)
+        if condition == "same_voice_other_bed":
+            # Same voice, same words, same times, same lengths; only the game sound differs.
+            a = _mix(cut(game, start_a, la), a_voice, snr, 0.9)
+            b = _mix(cut(other, start_a, la), a_voice, snr, 0.6)
+            return Pair(f"{condition}-{index}", condition, a, b, None)
+        b_voice = talk(lb, index + 2, index + 5, 0.2 + 0.3 * (index % 2))
+        a = _mix(cut(game, start_a, la), a_voice, snr, 0.9)
+        b = _mix(cut(other, start_b, lb), b_voice, snr, 0.7)
         return Pair(f"{condition}-{index}", condition, a, b, None)
-    a = _mix(cut(bed, start_a, la), a_voice, snr, 0.9)
+    a = _mix(cut(game, start_a, la), a_voice, snr, 0.9)
     if condition == "no_voice":
-        b = _mix(cut(bed, start_b, lb), None, 0.0, 0.5)
+        b = _mix(cut(game, start_b, lb), None, 0.0, 0.5)
     else:
         b_voice = talk(lb, index + 2, index + 5, 0.2 + 0.3 * (index % 2))
-        b_snr = 0.0 if condition == "other_voice_loud" else snr
-        b = _mix(cut(bed, start_b, lb), b_voice, b_snr, 0.7)
+        b_snr = 5.0 if condition == "other_voice_loud" else snr
+        b = _mix(cut(game, start_b, lb), b_voice, b_snr, 0.7)
     return Pair(f"{condition}-{index}", condition, a, b, offset)
 
 
