@@ -520,7 +520,7 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
     ("GET", "/console/api/graph"): {"summary": "The pipeline state machine as a graph (platform admins)"},
     ("GET", "/videos/{video_id}/similar"): {"also": ("202",), "summary": "Similar clips (complete videos)"},
     ("GET", "/videos/{video_id}/trimmed"): {"also": ("202",), "summary": "Trimmed clips with timeline data"},
-    ("GET", "/videos/{video_id}/pov"): {"also": ("202",), "summary": "Other points of view of the same moment"},
+    ("GET", "/videos/{video_id}/pov"): {"also": ("202",), "summary": "Other points of view of the same moment (same game sound under other voice chats), each with the offset (s) at which it starts in this clip"},
     ("GET", "/videos/{video_id}/transcript"): {"also": ("202",), "summary": "Speech-to-text"},
     ("GET", "/videos/{video_id}/embeddings"): {"also": ("202",), "summary": "Video embeddings"},
     ("GET", "/videos/{video_id}/timeline"): {"also": ("202",), "summary": "Timeline view data"},

@@ -5,18 +5,23 @@ Video: frames scaled to 32x32 grayscale, averaged over WINDOW_S windows every
 survives re-encoding, resizing, bitrate and container changes. A fixed-length vector
 summarising the clip goes into a pgvector index to find candidates, which `compare`
 then checks frame by frame.
-Audio: chromaprint's raw fingerprint (one 32-bit item every ~0.124 s).
+Audio: chromaprint's raw fingerprint (one 32-bit item every ~0.124 s), and the game-sound
+landmarks of chalicelib.media.gamesound (spectral peaks outside speech), which match
+two players' clips of one moment across their different voice chats (POV).
 """
 from __future__ import annotations
 
 import functools
 import hashlib
 import logging
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from collections.abc import Callable, Iterator
 from typing import Any, BinaryIO
 
+from chalicelib import aws
+from chalicelib.media import gamesound
 from chalicelib.media.errors import MediaError, MediaTimeoutError, TransientMediaError
 from chalicelib.media.ffmpeg import run_ffmpeg, speech_wav_args
 from chalicelib.media.probe import MediaInfo
@@ -83,17 +88,25 @@ class VideoSignature:
 
 @dataclass(frozen=True)
 class MediaSignature:
-    """Everything compare() and align() need about one clip."""
+    """Everything compare() and align() need about one clip.
+
+    `game`: game-sound landmarks (None without audio, and in signatures stored before
+    they existed: the optional "game" key keeps SIGNATURE_VERSION 1 readable both ways).
+    """
 
     duration_s: float
     video: VideoSignature | None
     audio: list[int] | None
+    game: gamesound.Landmarks | None = None
 
     def to_dict(self) -> dict:
         """JSON-able form."""
-        return {"version": SIGNATURE_VERSION, "duration_s": self.duration_s,
-                "video": self.video.to_dict() if self.video else None,
-                "audio": self.audio}
+        out = {"version": SIGNATURE_VERSION, "duration_s": self.duration_s,
+               "video": self.video.to_dict() if self.video else None,
+               "audio": self.audio}
+        if self.game is not None:
+            out["game"] = self.game.to_dict()
+        return out
 
     @classmethod
     def from_dict(cls, data: dict) -> MediaSignature:
@@ -103,7 +116,8 @@ class MediaSignature:
         return cls(duration_s=float(data["duration_s"]),
                    video=VideoSignature.from_dict(data["video"]) if data.get("video") else None,
                    audio=[int(x) for x in data["audio"]] if data.get("audio") is not None
-                   else None)
+                   else None,
+                   game=gamesound.Landmarks.from_dict(data["game"]) if data.get("game") else None)
 
 
 @dataclass(frozen=True)
@@ -132,11 +146,18 @@ def media_signature(src: str | Path, info: MediaInfo, timeout_s: float,
     """Video and (when there is audio) audio signatures of `src`.
 
     `speech_wav`: also write the 16 kHz speech WAV from the same audio decode
-    (the transcribe step reads it, so nothing decodes the audio twice).
+    (the transcribe step reads it, so nothing decodes the audio twice); the game-sound
+    landmarks are computed from that WAV (a scratch one when `speech_wav` is None).
     """
     video = video_signature(src, info, timeout_s) if info.has_video else None
-    audio = audio_fingerprint(src, timeout_s, speech_wav) if info.has_audio else None
-    return MediaSignature(duration_s=float(info.duration_s or 0.0), video=video, audio=audio)
+    if not info.has_audio:
+        return MediaSignature(duration_s=float(info.duration_s or 0.0), video=video, audio=None)
+    with tempfile.TemporaryDirectory(dir=aws.scratch_dir()) as tmp:
+        wav = Path(speech_wav) if speech_wav is not None else Path(tmp) / "speech.wav"
+        audio = audio_fingerprint(src, timeout_s, wav)
+        game = gamesound.landmarks(gamesound.read_speech_wav(wav)) if audio is not None else None
+    return MediaSignature(duration_s=float(info.duration_s or 0.0), video=video, audio=audio,
+                          game=game)
 
 
 def video_signature(src: str | Path, info: MediaInfo, timeout_s: float) -> VideoSignature:

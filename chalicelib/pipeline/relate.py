@@ -4,8 +4,11 @@ Runs in the AI-analysis stage, once per clip, against the recent clips of the
 streams its uploader belongs to; the results are rows, so the API only reads.
 - trimmed: one clip's pictures appear inside a longer clip (frame-hash
   sequences aligned over time); offset = where the cut starts in the original.
-- pov: the same game audio (chromaprint aligned) under a different picture,
-  i.e. the same moment recorded by another player; offset = time shift.
+- pov: the same game sound under a different picture, i.e. the same moment recorded
+  by another player; offset = time shift. Each player's clip carries their own voice
+  chat, so the game-sound landmarks (chalicelib.media.gamesound: spectral peaks outside
+  speech) decide and place it; chromaprint (the whole mix) still counts for signatures
+  stored before landmarks existed, and for one recording under two pictures.
 """
 from __future__ import annotations
 
@@ -43,16 +46,33 @@ def find_relations(video_id: str) -> list[tuple[str, str, str, float, float, flo
         other = fp.MediaSignature.from_dict(cand["signature"])
         pair = [(video_id, me), (str(cand["video_id"]), other)]
         (long_id, long_sig), (short_id, short_sig) = sorted(pair, key=lambda p: -p[1].duration_s)
-        video = fp.align(replace(short_sig, audio=None), replace(long_sig, audio=None))
-        audio = fp.align(replace(short_sig, video=None), replace(long_sig, video=None))
+        video = fp.align(replace(short_sig, audio=None, game=None),
+                         replace(long_sig, audio=None, game=None))
         if video.score >= fp.ALIGN_MIN_SCORE:
             if long_sig.duration_s - short_sig.duration_s >= MIN_TRIM_GAIN_S:
                 found.append((long_id, short_id, "trimmed", video.offset_s, short_sig.duration_s,
                               video.score))
-        elif audio.score >= fp.ALIGN_MIN_SCORE:
-            found.append((long_id, short_id, "pov", audio.offset_s, short_sig.duration_s, audio.score))
-            found.append((short_id, long_id, "pov", -audio.offset_s, long_sig.duration_s, audio.score))
+            continue
+        pov = _pov_offset(short_sig, long_sig)
+        if pov is not None:
+            offset, score = pov
+            found.append((long_id, short_id, "pov", offset, short_sig.duration_s, score))
+            found.append((short_id, long_id, "pov", -offset, long_sig.duration_s, score))
     return found
+
+
+def _pov_offset(short_sig, long_sig) -> tuple[float, float] | None:
+    """(start of the short clip in the long one, score) when they share game sound, else None."""
+    from chalicelib.media import fingerprint as fp, gamesound
+
+    if short_sig.game is not None and long_sig.game is not None:
+        game = gamesound.match(long_sig.game, short_sig.game)
+        if game.matched:
+            return game.offset_s, game.score
+    audio = fp.align(replace(short_sig, video=None, game=None), replace(long_sig, video=None, game=None))
+    if audio.score >= fp.ALIGN_MIN_SCORE:
+        return audio.offset_s, audio.score
+    return None
 
 
 def store_relations(video_id: str, rows: list[tuple]) -> None:

@@ -200,3 +200,48 @@ def test_model_files_are_where_the_code_expects(stack):
 
     assert Path(embed.model_path()).is_file()
     assert (Path(transcribe.model_path()) / "model.bin").is_file()
+
+
+def _upload_and_wait(client, me: dict, stream_id: str, name: str, path: Path) -> str:
+    data = path.read_bytes()
+    resp = client.http.post(f"/streams/{stream_id}/videos", headers=me["headers"], body=json.dumps(
+        {"title": name, "filename": f"{name}.mp4", "size_bytes": len(data), "content_type": "video/mp4"}))
+    created = json.loads(resp.body)
+    requests.put(created["upload_url"], data=data,
+                 headers={**created["upload_headers"], "Content-Type": "video/mp4"}, timeout=60)
+    row = wait_for_final(created["id"], 240)
+    assert row["status"] == "complete", (name, row["failure_reason"])
+    return created["id"]
+
+
+def test_pov_across_voice_chat_is_found_by_the_game_sound(client, sign_in, make_stream, tmp_path):
+    """Two players' clips of one moment, each under their own voice chat (issue 18, item 5),
+    and the first player's voice over another match: /pov lists only the real other POV."""
+    from tests.ml import pov_pairs
+
+    pair = pov_pairs.make_pair("other_voice", 4)              # B starts 6.61 s before A, 5 s overlap
+    decoy = pov_pairs.make_pair("same_voice_other_bed", 4)     # A's voice and words over another bed
+    assert (decoy.a == pair.a).all()
+    files = {}
+    for name, samples, scene, seed in (("player_a", pair.a, "testsrc2", 31), ("player_b", pair.b, "life", 32),
+                                       ("a_elsewhere", decoy.b, "cellauto", 33)):
+        wav = speech.write_wav(tmp_path / f"{name}.wav", samples)
+        files[name] = media_clips.make_clip(tmp_path / f"{name}.mp4", scene=scene, seed=seed,
+                                            duration=len(samples) / speech.SR, size=(320, 180), bed=wav)
+    me = sign_in()
+    stream = make_stream({"id": me["user"]["id"]})
+    ids = {name: _upload_and_wait(client, me, stream["id"], name, path) for name, path in files.items()}
+
+    status, body = _get(client, f"/videos/{ids['player_a']}/pov", me)
+    assert status == 200
+    assert [p["id"] for p in body["pov_videos"]] == [ids["player_b"]]
+    assert abs(body["pov_videos"][0]["offset"] - pair.offset_s) <= 0.5
+    status, body = _get(client, f"/videos/{ids['player_b']}/pov", me)
+    assert [p["id"] for p in body["pov_videos"]] == [ids["player_a"]]
+    assert abs(body["pov_videos"][0]["offset"] + pair.offset_s) <= 0.5
+    status, body = _get(client, f"/videos/{ids['a_elsewhere']}/pov", me)
+    assert status == 200 and body["pov_videos"] == []
+    # Someone outside the stream learns nothing about the relation.
+    stranger = sign_in()
+    status, body = _get(client, f"/videos/{ids['player_a']}/pov", stranger)
+    assert status in (403, 404) and ids["player_b"] not in json.dumps(body)
