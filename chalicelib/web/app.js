@@ -39,10 +39,11 @@ const Clip = (() => {
     return `${r.status} ${b.error || ""}${b.details ? ": " + b.details.join("; ") : ""}`;
   };
 
-  // Thumbnails need the bearer token: fetched, then shown from a blob URL.
-  async function thumbnail(img, url) {
+  // Thumbnails need the bearer token: fetched, then shown from a blob URL. `fresh` revalidates a cached
+  // redirect (after the thumbnail was changed).
+  async function thumbnail(img, url, fresh = false) {
     try {
-      const resp = await fetch(url, { headers: { Authorization: "Bearer " + token() } });
+      const resp = await fetch(url, { headers: { Authorization: "Bearer " + token() }, cache: fresh ? "no-cache" : "default" });
       if (resp.ok) img.src = URL.createObjectURL(await resp.blob());
     } catch (e) { /* no thumbnail: the grey box stays */ }
   }

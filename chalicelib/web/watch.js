@@ -1,10 +1,12 @@
 // /web/watch?video=<id>: hls.js (or native HLS, or the MP4 fallback where MSE is missing), a quality
-// menu, captions, storyboard previews on the scrub bar, the transcript (click to seek), similar clips.
+// menu, captions, storyboard previews on the scrub bar, the transcript (click to seek), similar clips, and
+// for the uploader or a stream admin a thumbnail control.
 "use strict";
 (async () => {
   const { api, el, errorText, param, start, thumbnail, clock } = Clip;
   const main = document.getElementById("main");
-  if (!(await start(main))) return;
+  const me = await start(main);
+  if (!me) return;
   const $ = (id) => document.getElementById(id);
   const message = $("message"), v = $("video"), quality = $("quality"), captions = $("captions");
   const id = param("video");
@@ -16,6 +18,7 @@
   if (info.body.stream_id) $("stream-link").href = `/web?stream=${encodeURIComponent(info.body.stream_id)}`;
   const poster = el("img");
   thumbnail(poster, `/files/videos/${enc}/thumbnail`).then(() => { if (poster.src) v.poster = poster.src; });
+  thumbnailControl().then((shown) => { document.body.dataset.thumbnailControl = String(shown); });
 
   let urls = await api(`/videos/${enc}/stream`);
   while (urls.status === 202) {
@@ -143,4 +146,47 @@
       el("span", {}, o.title, el("br"), el("span", { class: "muted" }, `${Math.round(o.similarity * 100)}% alike`)));
   }) : [el("p", { class: "muted" }, "No similar clips yet.")]));
   document.body.dataset.loaded = "true";
+
+  // The thumbnail control, for whoever may change it (a stream admin, or the uploader while a creator; the
+  // API enforces the same): an image goes POST /videos/{id}/thumbnail -> presigned PUT with upload_headers
+  // -> PUT /videos/{id}/thumbnail; "Use a frame" is DELETE. Resolves to whether it was shown.
+  async function thumbnailControl() {
+    const stream = await api(`/streams/${encodeURIComponent(info.body.stream_id)}`);
+    const role = stream.ok ? stream.body.user_role : null;
+    if (!(role === "admin" || (role === "creator" && info.body.uploaded_by === me.id))) return false;
+    const path = `/videos/${enc}/thumbnail`;
+    const img = el("img", { id: "thumb-current", alt: "The clip's thumbnail" });
+    const file = el("input", { type: "file", id: "thumb-file", accept: "image/jpeg,image/png,image/webp" });
+    const status = el("span", { class: "muted", id: "thumb-status", role: "status" });
+    const show = async (text) => {
+      await thumbnail(img, `/files/videos/${enc}/thumbnail`, true);
+      if (img.src) v.poster = img.src;
+      status.textContent = text;
+      document.body.dataset.thumbnail = text;
+    };
+    const failed = (text) => { status.textContent = text; document.body.dataset.thumbnail = "failed"; };
+    file.addEventListener("change", async () => {
+      const f = file.files[0];
+      if (!f) return;
+      status.textContent = "Uploading…";
+      const asked = await api(path, { method: "POST", json: { content_type: f.type, size_bytes: f.size } });
+      if (!asked.ok) return failed(errorText(asked));
+      const put = await fetch(asked.body.upload_url, { method: "PUT", headers: asked.body.upload_headers, body: f });
+      if (!put.ok) return failed(`storage answered ${put.status}`);
+      const set = await api(path, { method: "PUT", json: { upload_id: asked.body.upload_id } });
+      if (!set.ok) return failed(errorText(set));
+      file.value = "";
+      await show(`your image (${set.body.width} x ${set.body.height})`);
+    });
+    const frame = el("button", { type: "button", class: "secondary", id: "thumb-frame", onclick: async () => {
+      const r = await api(path, { method: "DELETE" });
+      if (!r.ok) return failed(errorText(r));
+      await show("a frame of the clip");
+    } }, "Use a frame");
+    $("description").after(el("section", { class: "thumb-edit", id: "thumb-edit" }, img,
+      el("div", {}, el("h2", {}, "Thumbnail"), status,
+        el("label", {}, "Your own image (JPEG, PNG or WebP, at most 5 MB) ", file), frame)));
+    await thumbnail(img, `/files/videos/${enc}/thumbnail`);
+    return true;
+  }
 })();
