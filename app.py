@@ -17,8 +17,7 @@ from chalicelib.api import thumbnails, web
 from chalicelib.api import analytics, moderation
 from chalicelib.api import moments, sync
 from chalicelib.api import catalog, multipart
-from chalicelib import ratelimit
-from chalicelib.api import console, metrics
+from chalicelib.api import console, metrics, ratelimit
 from chalicelib import aws, observability
 from chalicelib.api.http import chalice_error_to_contract, handles_errors, json_body, paging, parse_uuid
 from chalicelib.auth.users import current_user

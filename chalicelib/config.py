@@ -14,7 +14,7 @@ MAX_UPLOAD_BYTES = 2 * 1024**3
 MAX_UPLOAD_LABEL = "2GB"
 ALLOWED_EXTENSIONS = ("mp4", "avi", "mov")
 
-# Requests per window (seconds) per caller and route group (chalicelib.ratelimit).
+# Requests per window (seconds) per caller and route group (chalicelib.api.ratelimit).
 # RATE_LIMITS overrides some or all: "read=600/60,auth=30/60"; a limit of 0 turns a group off.
 DEFAULT_RATE_LIMITS: dict[str, tuple[int, int]] = {
     "auth": (30, 60),       # sign-in and refresh, per client address

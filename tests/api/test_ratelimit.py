@@ -1,4 +1,4 @@
-"""Rate limits per caller and route group, counted in Postgres (chalicelib.ratelimit).
+"""Rate limits per caller and route group, counted in Postgres (chalicelib.api.ratelimit).
 
 The suite's stack runs with very high limits (infra/local/stack.py test_config);
 these tests set low ones through RATE_LIMITS and put the suite's back after.
@@ -15,7 +15,8 @@ import psycopg2
 import psycopg2.extensions
 import pytest
 
-from chalicelib import config, db, ratelimit
+from chalicelib import config, db
+from chalicelib.api import ratelimit
 from tests.helpers import call
 
 LOCAL_IP = "127.0.0.1"  # the address Chalice's local gateway and test client report
@@ -206,7 +207,7 @@ def test_another_process_sees_the_same_count(stack):
 
     bucket = f"test:{uuid.uuid4()}"
     assert all(ratelimit.hit(bucket, 15, 3600).allowed for _ in range(10))
-    script = ("import json, sys; from chalicelib import ratelimit;"
+    script = ("import json, sys; from chalicelib.api import ratelimit;"
               f" print(json.dumps([ratelimit.hit({bucket!r}, 15, 3600).allowed for _ in range(10)]))")
     out = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env={**os.environ, **stack.env},
                          capture_output=True, text=True, timeout=120, check=True)

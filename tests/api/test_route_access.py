@@ -33,7 +33,7 @@ def test_every_route_is_declared(app):
 
 
 def test_derived_views_follow_the_declaration(client):
-    from chalicelib import ratelimit
+    from chalicelib.api import ratelimit
 
     doc = json.loads(client.http.get("/openapi.json").body)
     for (method, path), route in routes.ROUTES.items():
