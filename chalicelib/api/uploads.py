@@ -17,7 +17,7 @@ import unicodedata
 import uuid
 
 from chalicelib import access, db, storage
-from chalicelib.auth.tokens import iso
+from chalicelib.api.http import iso
 from chalicelib.config import ALLOWED_EXTENSIONS, MAX_UPLOAD_BYTES, MAX_UPLOAD_LABEL, get_settings
 from chalicelib.errors import ConflictError, ForbiddenError, PayloadTooLargeError, ValidationError
 

@@ -65,13 +65,6 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
 
-def iso(ts: dt.datetime | None) -> str | None:
-    """ISO 8601 in UTC with a Z; None stays None."""
-    if ts is None:
-        return None
-    return ts.astimezone(dt.timezone.utc).isoformat().replace("+00:00", "Z")
-
-
 # ---------------------------------------------------------------- HS256 JWT
 
 def _b64encode(data: bytes) -> str:
@@ -179,13 +172,13 @@ class TokenCache:
 _verified = TokenCache()
 
 
-def issue_access_token(user: dict) -> tuple[str, str]:
-    """(token, expires_at ISO) for a user row."""
+def issue_access_token(user: dict) -> tuple[str, dt.datetime]:
+    """(token, expiry time) for a user row."""
     now = _now()
     exp = now + dt.timedelta(seconds=get_settings().jwt_ttl_s)
     claims = {"sub": str(user["id"]), "email": user["email"], "iss": ISSUER, "typ": "access",
               "iat": int(now.timestamp()), "exp": int(exp.timestamp()), "jti": uuid.uuid4().hex}
-    return sign(claims), iso(exp)
+    return sign(claims), exp
 
 
 def decode_access_token(token: str) -> dict[str, Any]:
