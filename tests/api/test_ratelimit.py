@@ -129,6 +129,25 @@ def test_a_user_over_a_route_groups_limit_gets_429_with_retry_after(client, sign
     assert get(client, "/health").status_code != 429
 
 
+def test_the_token_is_verified_once_per_request(client, sign_in, limits, monkeypatch):
+    """The limiter and the route share one verification of the bearer token (per request)."""
+    from chalicelib.auth import tokens, users
+
+    me = sign_in()
+    limits("read=1000/60")
+    verified = []
+    decode = tokens.decode_access_token
+    monkeypatch.setattr(tokens, "decode_access_token", lambda token: verified.append(token) or decode(token))
+    for _ in range(2):
+        tokens._verified.clear()      # nothing remembered from earlier requests of this container
+        users._users_by_token.clear()
+        assert get(client, "/auth/user", me).status_code == 200
+    assert len(verified) == 2        # once for each request, though both the limiter and the route need it
+    bad = {"headers": {"Authorization": "Bearer not-a-token"}}
+    assert get(client, "/auth/user", bad).status_code == 401
+    assert len(verified) == 3
+
+
 def test_anonymous_callers_are_limited_by_address(client, limits):
     bucket = f"auth:ip:{LOCAL_IP}"
     forget(bucket)
