@@ -25,7 +25,7 @@ from chalicelib.config import get_settings
 from chalicelib.errors import AuthenticationError
 
 app = Chalice(app_name="clipstream")
-app.api.binary_types.extend(sorted({t for types in uploads.CONTENT_TYPES.values() for t in types}))
+app.api.binary_types.extend(uploads.BINARY_TYPES)
 # Log context (correlation ids, cold start): observability.lambda_middleware, registered below.
 
 
@@ -183,7 +183,7 @@ def invites_join(code: str) -> dict:
 # ---------------------------------------------------------------- videos and processing
 
 @app.route("/streams/{stream_id}/videos", methods=["POST"],
-           content_types=["application/json", *sorted({t for ts in uploads.CONTENT_TYPES.values() for t in ts})])
+           content_types=["application/json", *uploads.BINARY_TYPES])
 @handles_errors
 def upload_video(stream_id: str) -> Response:
     request, sid = app.current_request, parse_uuid(stream_id, "Stream")

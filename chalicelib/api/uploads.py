@@ -35,6 +35,8 @@ CONTENT_TYPES = {
     "mov": {"video/quicktime", "video/mov"},
     "avi": {"video/x-msvideo", "video/avi", "video/msvideo", "video/vnd.avi"},
 }
+# The bodies API Gateway passes through as bytes (binary media types): a direct upload's video.
+BINARY_TYPES = tuple(sorted({t for types in CONTENT_TYPES.values() for t in types}))
 _BAD_FILE = "file must be .mp4, .avi, or .mov"
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
