@@ -47,11 +47,13 @@ def route_role(event: Any, get_response: Any) -> Response:
 # ---------------------------------------------------------------- system
 
 @app.route("/", methods=["GET"])
+@handles_errors
 def root() -> Response:
     return _health()
 
 
 @app.route("/health", methods=["GET"])
+@handles_errors
 def health_check() -> Response:
     return _health()
 
@@ -482,6 +484,7 @@ def system_storage() -> dict:
 
 
 @app.route("/openapi.json", methods=["GET"])
+@handles_errors
 def openapi_document() -> Response:
     return Response(body=openapi.document(app), headers={"Cache-Control": "public, max-age=300"})
 
@@ -490,21 +493,25 @@ def openapi_document() -> Response:
 # (static HTML + JS from chalicelib/web; their data comes from the routes above)
 
 @app.route("/web", methods=["GET"])
+@handles_errors
 def web_streams() -> Response:
     return web.page("streams")
 
 
 @app.route("/web/upload", methods=["GET"])
+@handles_errors
 def web_upload() -> Response:
     return web.page("upload")
 
 
 @app.route("/web/watch", methods=["GET"])
+@handles_errors
 def web_watch() -> Response:
     return web.page("watch")
 
 
 @app.route("/docs", methods=["GET"])
+@handles_errors
 def web_docs() -> Response:
     return web.page("docs")
 
@@ -588,6 +595,7 @@ def prometheus_metrics() -> Response:
 
 
 @app.route("/console", methods=["GET"])
+@handles_errors
 def console_page() -> Response:
     return Response(body=console.page(),
                     headers={"Content-Type": "text/html; charset=utf-8", "Cache-Control": "no-cache"})

@@ -46,6 +46,7 @@ def handles_errors(view: Callable[..., Any]) -> Callable[..., Any]:
         except ClipstreamError as exc:
             return error_response(exc)
 
+    wrapper.maps_contract_errors = True  # type: ignore[attr-defined]  # tests/api/test_route_access.py
     return wrapper
 
 
