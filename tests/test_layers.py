@@ -4,7 +4,11 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+import pytest
+
 from chalicelib import LAYERS
+
+pytestmark = pytest.mark.unit
 
 ROOT = Path(__file__).resolve().parents[1]
 

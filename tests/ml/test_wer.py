@@ -5,6 +5,8 @@ import pytest
 
 from tests.ml.wer import edit_distance, normalize, number_to_words, wer
 
+pytestmark = pytest.mark.unit
+
 
 def test_normalize_drops_case_and_punctuation_and_spells_numbers() -> None:
     assert normalize("GG! Nice shot, 2 kills—in 1st place (100%).") == [
