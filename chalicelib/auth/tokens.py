@@ -47,14 +47,24 @@ _HEADER = {"alg": ALGORITHMS[0], "typ": "JWT"}
 _SEGMENT = re.compile(r"[A-Za-z0-9_-]*")
 
 
+# A rotated key is read again after this long (Powertools keeps the value meanwhile).
+SECRET_MAX_AGE_S = 300
+
+
 @lru_cache(maxsize=1)
+def _secrets() -> Any:
+    """Powertools' Secrets Manager provider on our client (the configured endpoint and role)."""
+    from aws_lambda_powertools.utilities.parameters import SecretsProvider
+
+    from chalicelib import aws
+    return SecretsProvider(boto3_client=aws.client("secretsmanager"))
+
+
 def signing_key() -> str:
-    """The JWT key: JWT_SECRET locally, a Secrets Manager secret in AWS."""
+    """The JWT key: JWT_SECRET locally, a Secrets Manager secret in AWS (cached SECRET_MAX_AGE_S)."""
     settings = get_settings()
     if settings.jwt_secret_arn:
-        from chalicelib import aws
-        return aws.client("secretsmanager").get_secret_value(
-            SecretId=settings.jwt_secret_arn)["SecretString"]
+        return _secrets().get(settings.jwt_secret_arn, max_age=SECRET_MAX_AGE_S)
     secret = settings.jwt_secret
     if len(secret) < 32:
         raise RuntimeError("JWT_SECRET must be set to at least 32 characters")

@@ -167,7 +167,7 @@ GENERIC = {"chalicelib.storage:" + n for n in ("s3_client", "presign_client", "p
     "chalicelib.pipeline.media_io:" + n for n in ("download", "fetch_if_present", "upload_file",
                                                   "Uploader")} | {
     "chalicelib.aws:client", "chalicelib.api.console:_sfn", "chalicelib.api.search:_lambda",
-    "chalicelib.api.health:_lambda", "chalicelib.db:_secrets"}
+    "chalicelib.api.health:_lambda", "chalicelib.db:_secrets", "chalicelib.auth.tokens:_secrets"}
 
 AWS_OPERATIONS = {
     "start_execution", "stop_execution", "list_executions", "describe_execution", "get_execution_history",
