@@ -149,34 +149,33 @@ def _claims_valid(claims: dict, typ: str, require: Iterable[str], leeway: float)
 class TokenCache:
     """Values derived from verified tokens, kept per container until the token expires.
 
-    Keyed by the token's exact string, so a hit is a token already verified;
-    bounded, dropping expired entries first and then the oldest.
+    Keyed by the token's exact string, so a hit is a token already verified.
+    cachetools' TLRUCache: each entry lives until its own expiry; when full it
+    drops expired entries first, then the least recently used. Locked, as
+    cachetools' caches are not thread-safe (the local emulator runs threads).
     """
 
     def __init__(self, size: int = 1024) -> None:
-        self._size = size
-        self._entries: dict[str, tuple[float, Any]] = {}
+        import cachetools
+
+        self._cache = cachetools.TLRUCache(maxsize=size, ttu=lambda _token, entry, _now: entry[0], timer=time.time)
         self._lock = threading.Lock()
 
+    def __len__(self) -> int:
+        return len(self._cache)
+
     def get(self, token: str) -> Any | None:
-        entry = self._entries.get(token)
-        if entry is None or entry[0] <= time.time():
-            return None
-        return entry[1]
+        with self._lock:
+            entry = self._cache.get(token)
+        return None if entry is None else entry[1]
 
     def put(self, token: str, expires_at: float, value: Any) -> None:
         with self._lock:
-            if len(self._entries) >= self._size:
-                now = time.time()
-                live = {k: v for k, v in self._entries.items() if v[0] > now}
-                if len(live) >= self._size:
-                    live = dict(list(live.items())[len(live) // 2:])
-                self._entries = live
-            self._entries[token] = (expires_at, value)
+            self._cache[token] = (expires_at, value)
 
     def clear(self) -> None:
         with self._lock:
-            self._entries = {}
+            self._cache.clear()
 
 
 _verified = TokenCache()

@@ -182,7 +182,7 @@ def test_token_cache_is_bounded(app_key):
     assert cache.get("gone") is None  # expired entries go first
     assert [cache.get(f"t{i}") for i in range(4)] == [0, 1, 2, 3]
     cache.put("t4", later, 4)
-    assert len(cache._entries) <= 4 and cache.get("t4") == 4 and cache.get("t0") is None
+    assert len(cache) <= 4 and cache.get("t4") == 4 and cache.get("t0") is None
 
 
 def test_the_key_comes_from_secrets_manager_and_a_rotation_is_read_after_max_age(app_key, stack, monkeypatch):
