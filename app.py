@@ -18,8 +18,7 @@ from chalicelib.api import analytics, moderation
 from chalicelib.api import moments, sync
 from chalicelib.api import catalog, multipart
 from chalicelib.api import webhooks
-from chalicelib import ratelimit
-from chalicelib.api import console, metrics
+from chalicelib.api import console, metrics, ratelimit
 from chalicelib import aws, observability
 from chalicelib.api.http import chalice_error_to_contract, handles_errors, json_body, paging, parse_uuid
 from chalicelib.auth.users import current_user
@@ -27,7 +26,7 @@ from chalicelib.config import get_settings
 from chalicelib.errors import AuthenticationError
 
 app = Chalice(app_name="clipstream")
-app.api.binary_types.extend(sorted({t for types in uploads.CONTENT_TYPES.values() for t in types}))
+app.api.binary_types.extend(uploads.BINARY_TYPES)
 # Log context (correlation ids, cold start): observability.lambda_middleware, registered below.
 
 
@@ -49,11 +48,13 @@ def route_role(event: Any, get_response: Any) -> Response:
 # ---------------------------------------------------------------- system
 
 @app.route("/", methods=["GET"])
+@handles_errors
 def root() -> Response:
     return _health()
 
 
 @app.route("/health", methods=["GET"])
+@handles_errors
 def health_check() -> Response:
     return _health()
 
@@ -185,7 +186,7 @@ def invites_join(code: str) -> dict:
 # ---------------------------------------------------------------- videos and processing
 
 @app.route("/streams/{stream_id}/videos", methods=["POST"],
-           content_types=["application/json", *sorted({t for ts in uploads.CONTENT_TYPES.values() for t in ts})])
+           content_types=["application/json", *uploads.BINARY_TYPES])
 @handles_errors
 def upload_video(stream_id: str) -> Response:
     request, sid = app.current_request, parse_uuid(stream_id, "Stream")
@@ -484,6 +485,7 @@ def system_storage() -> dict:
 
 
 @app.route("/openapi.json", methods=["GET"])
+@handles_errors
 def openapi_document() -> Response:
     return Response(body=openapi.document(app), headers={"Cache-Control": "public, max-age=300"})
 
@@ -492,21 +494,25 @@ def openapi_document() -> Response:
 # (static HTML + JS from chalicelib/web; their data comes from the routes above)
 
 @app.route("/web", methods=["GET"])
+@handles_errors
 def web_streams() -> Response:
     return web.page("streams")
 
 
 @app.route("/web/upload", methods=["GET"])
+@handles_errors
 def web_upload() -> Response:
     return web.page("upload")
 
 
 @app.route("/web/watch", methods=["GET"])
+@handles_errors
 def web_watch() -> Response:
     return web.page("watch")
 
 
 @app.route("/docs", methods=["GET"])
+@handles_errors
 def web_docs() -> Response:
     return web.page("docs")
 
@@ -590,6 +596,7 @@ def prometheus_metrics() -> Response:
 
 
 @app.route("/console", methods=["GET"])
+@handles_errors
 def console_page() -> Response:
     return Response(body=console.page(),
                     headers={"Content-Type": "text/html; charset=utf-8", "Cache-Control": "no-cache"})

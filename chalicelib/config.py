@@ -1,8 +1,21 @@
 """Settings from the environment, read in one place.
 
-Every other module asks `get_settings()`; nothing else reads os.environ for
-product settings. In AWS the values come from the function's environment
-(see .chalice/config.json and infra/); locally the stack sets them.
+Every other module asks `get_settings()` for product settings (buckets, state
+machines, the database, limits, secrets). In AWS the values come from the
+function's environment (see .chalice/config.json and infra/); locally the
+stack sets them.
+
+A few variables tune a tool rather than the product, and the module that loads
+the tool reads them itself, when it loads it, so a pipeline step that never
+runs the tool never parses them:
+
+- chalicelib.media.ffmpeg: FFMPEG_BINARY (which FFmpeg), FFMPEG_MAX_SECONDS
+  (a bound on every run, below a short Lambda timeout);
+- chalicelib.ml.transcribe: WHISPER_MODEL_PATH, WHISPER_THREADS (and it sets
+  HF_HUB_OFFLINE so a model lookup never downloads);
+- chalicelib.ml.embed: EMBED_MODEL_PATH, EMBED_THREADS;
+- chalicelib.observability: POWERTOOLS_SERVICE_NAME and
+  POWERTOOLS_METRICS_NAMESPACE, Powertools' own variables.
 """
 from __future__ import annotations
 
@@ -14,7 +27,7 @@ MAX_UPLOAD_BYTES = 2 * 1024**3
 MAX_UPLOAD_LABEL = "2GB"
 ALLOWED_EXTENSIONS = ("mp4", "avi", "mov")
 
-# Requests per window (seconds) per caller and route group (chalicelib.ratelimit).
+# Requests per window (seconds) per caller and route group (chalicelib.api.ratelimit).
 # RATE_LIMITS overrides some or all: "read=600/60,auth=30/60"; a limit of 0 turns a group off.
 DEFAULT_RATE_LIMITS: dict[str, tuple[int, int]] = {
     "auth": (30, 60),       # sign-in and refresh, per client address

@@ -33,6 +33,7 @@ from typing import Any
 
 from chalicelib import access, aws, db
 from chalicelib.config import get_settings
+from chalicelib.stages import STAGE_NAMES
 from chalicelib.errors import AuthenticationError, ClipstreamError, ValidationError
 
 logger = logging.getLogger(__name__)
@@ -163,7 +164,6 @@ def publish_video(video_id: Any, kind: str, **fields: Any) -> int:
         row = db.fetch_one(_AUDIENCE, (str(video_id),))
         if row is None or not row["connections"] or row["deleted_at"] is not None:
             return 0
-        from chalicelib.pipeline.progress import STAGE_NAMES
         event = {"type": kind, "video_id": str(video_id), "stream_id": str(row["stream_id"]),
                  "processing_index": row["processing_index"],
                  "stage": STAGE_NAMES.get(row["processing_index"]), "status": row["status"], **fields}

@@ -86,9 +86,12 @@ def stop_clip_extraction(video_id: str) -> bool:
 
 
 def abort_uploads(video_id: str) -> int:
-    """Abort the video's unfinished multipart uploads (their parts are stored, and billed); how many."""
-    from chalicelib.api import multipart
-    return multipart.abort_all(video_id)
+    """Abort the video's unfinished multipart uploads, recorded or not (their parts are stored, and billed);
+    how many."""
+    aborted = 0
+    for key, upload_id in storage.open_multipart_uploads(f"{storage.RAW_PREFIX}{video_id}."):
+        aborted += storage.abort_multipart(key, upload_id)
+    return aborted
 
 
 def delete_objects(video_id: str) -> int:

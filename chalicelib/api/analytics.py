@@ -17,7 +17,7 @@ import math
 from typing import Any
 
 from chalicelib import access, db
-from chalicelib.auth.tokens import iso
+from chalicelib.api.http import iso
 from chalicelib.errors import ConflictError, ForbiddenError, ValidationError
 
 VIEW_WINDOW = "30 minutes"

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from chalicelib import db
+from chalicelib.api.http import iso
 from chalicelib.auth import google, tokens, users
 from chalicelib.errors import AuthenticationError, ValidationError
 
@@ -18,7 +19,7 @@ def verify(body: dict) -> dict:
     app_token, expires_at = tokens.issue_access_token(user)
     with db.transaction() as cur:
         refresh = tokens.issue_refresh_token(cur, user["id"])
-    return {"user": users.public(user), "app_token": app_token, "expires_at": expires_at,
+    return {"user": users.public(user), "app_token": app_token, "expires_at": iso(expires_at),
             "refresh_token": refresh}
 
 
@@ -28,7 +29,7 @@ def me(user: dict) -> dict:
         "SELECT (SELECT count(*) FROM videos WHERE uploaded_by = %(id)s) AS total_videos,"
         " (SELECT count(*) FROM likes l JOIN videos v ON v.id = l.video_id"
         "   WHERE v.uploaded_by = %(id)s) AS total_likes", {"id": user["id"]})
-    return {**users.public(user), "created_at": tokens.iso(user["created_at"]),
+    return {**users.public(user), "created_at": iso(user["created_at"]),
             "total_videos": row["total_videos"], "total_likes": row["total_likes"],
             "is_admin": users.is_platform_admin(user)}
 
@@ -40,7 +41,7 @@ def refresh(body: dict) -> dict:
         raise ValidationError("Invalid request body", details=["refresh_token is required"])
     user, new_refresh = tokens.rotate_refresh_token(token)
     app_token, expires_at = tokens.issue_access_token(user)
-    return {"app_token": app_token, "expires_at": expires_at, "refresh_token": new_refresh}
+    return {"app_token": app_token, "expires_at": iso(expires_at), "refresh_token": new_refresh}
 
 
 def logout(body: dict) -> dict:

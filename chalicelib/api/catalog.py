@@ -9,8 +9,8 @@ from __future__ import annotations
 import datetime as dt
 
 from chalicelib import db
+from chalicelib.api.http import iso
 from chalicelib.api.videos import MAX_CATEGORY, MAX_TAG, thumbnail_url
-from chalicelib.auth.tokens import iso
 from chalicelib.errors import ValidationError
 
 MAX_SEARCH = 200

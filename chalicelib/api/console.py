@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from chalicelib import aws, db
-from chalicelib.auth.tokens import iso
+from chalicelib.api.http import iso
 from chalicelib.auth.users import require_platform_admin
 from chalicelib.config import get_settings
 from chalicelib.errors import NotFoundError, ValidationError

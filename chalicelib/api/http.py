@@ -1,6 +1,7 @@
-"""HTTP edges shared by every route: JSON bodies, paging, errors to responses."""
+"""HTTP edges shared by every route: JSON bodies, paging, dates, errors to responses."""
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import json
 import logging
@@ -17,6 +18,13 @@ MAX_PAGE_LIMIT = 100
 DEFAULT_PAGE_LIMIT = 20
 MAX_PAGE = 100_000  # deeper pages are not served (and OFFSET must fit Postgres' bigint)
 MAX_JSON_DEPTH = 32
+
+
+def iso(ts: dt.datetime | None) -> str | None:
+    """ISO 8601 in UTC with a Z, as every date in a response; None stays None."""
+    if ts is None:
+        return None
+    return ts.astimezone(dt.timezone.utc).isoformat().replace("+00:00", "Z")
 
 
 def error_response(exc: ClipstreamError) -> Response:
@@ -38,6 +46,7 @@ def handles_errors(view: Callable[..., Any]) -> Callable[..., Any]:
         except ClipstreamError as exc:
             return error_response(exc)
 
+    wrapper.maps_contract_errors = True  # type: ignore[attr-defined]  # tests/api/test_route_access.py
     return wrapper
 
 

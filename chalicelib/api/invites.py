@@ -20,8 +20,7 @@ from typing import Any
 
 from chalicelib import access, db
 from chalicelib.api import moderation
-from chalicelib.api.http import parse_uuid
-from chalicelib.auth.tokens import iso
+from chalicelib.api.http import iso, parse_uuid
 from chalicelib.errors import ConflictError, ForbiddenError, NotFoundError, ValidationError
 
 INVITE_ROLES = ("creator", "viewer")

@@ -27,8 +27,7 @@ import json
 from typing import Any
 
 from chalicelib import access, db
-from chalicelib.api.http import parse_uuid
-from chalicelib.auth.tokens import iso
+from chalicelib.api.http import iso, parse_uuid
 from chalicelib.auth.users import is_platform_admin, require_platform_admin
 from chalicelib.errors import ConflictError, ForbiddenError, NotFoundError, ValidationError
 

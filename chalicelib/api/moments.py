@@ -21,8 +21,7 @@ from chalice import Response
 
 from chalicelib import aws, failures, storage
 from chalicelib.api import videos
-from chalicelib.api.http import parse_uuid
-from chalicelib.auth.tokens import iso
+from chalicelib.api.http import iso, parse_uuid
 from chalicelib.auth.users import is_platform_admin
 from chalicelib.config import get_settings
 from chalicelib.errors import ConflictError, NotFoundError, NotReadyError, UnavailableError, ValidationError

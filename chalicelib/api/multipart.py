@@ -19,7 +19,7 @@ from typing import Any
 
 from chalicelib import access, db, storage
 from chalicelib.api import uploads
-from chalicelib.auth.tokens import iso
+from chalicelib.api.http import iso
 from chalicelib.config import MAX_UPLOAD_LABEL, get_settings
 from chalicelib.errors import ConflictError, ForbiddenError, NotFoundError, UnavailableError, ValidationError
 
@@ -157,14 +157,6 @@ def abort(user: dict, video_id: str, query: dict) -> None:
                 raise UnavailableError("Storage unavailable, repeat the request") from exc
             cur.execute("UPDATE multipart_uploads SET status = 'aborted', finished_at = now()"
                         " WHERE upload_id = %s", (upload_id,))
-
-
-def abort_all(video_id: str) -> int:
-    """Abort every unfinished multipart upload of a video, recorded or not (video deletion); how many."""
-    aborted = 0
-    for key, upload_id in storage.open_multipart_uploads(f"{storage.RAW_PREFIX}{video_id}."):
-        aborted += storage.abort_multipart(key, upload_id)
-    return aborted
 
 
 # ------------------------------------------------------------------ helpers

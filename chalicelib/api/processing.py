@@ -5,12 +5,12 @@ import logging
 import uuid
 
 from chalicelib import access, db, failures
+from chalicelib.api.http import iso
 from chalicelib.api.moderation import audit
-from chalicelib.auth.tokens import iso
 from chalicelib.auth.users import is_platform_admin, require_platform_admin
 from chalicelib.config import get_settings
 from chalicelib.errors import ConflictError, NotFoundError, ValidationError
-from chalicelib.pipeline.progress import STAGE_NAMES
+from chalicelib.stages import STAGE_NAMES
 
 logger = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 
 from chalicelib import access, db
-from chalicelib.auth.tokens import iso
+from chalicelib.api.http import iso
 from chalicelib.api.videos import thumbnail_url
 from chalicelib.errors import NotFoundError, NotReadyError
 

@@ -23,7 +23,7 @@ from typing import Any
 
 from chalicelib import access, db, storage
 from chalicelib.api import files, videos
-from chalicelib.auth.tokens import iso
+from chalicelib.api.http import iso
 from chalicelib.config import get_settings
 from chalicelib.errors import ForbiddenError, GoneError, NotFoundError, ValidationError
 

@@ -13,9 +13,8 @@ from psycopg2.extras import Json
 
 from chalicelib import access, db, video_deletion
 from chalicelib.api import moderation
-from chalicelib.api.http import parse_uuid
+from chalicelib.api.http import iso, parse_uuid
 from chalicelib.auth import users
-from chalicelib.auth.tokens import iso
 from chalicelib.errors import ConflictError, ForbiddenError, NotFoundError, ValidationError
 
 MAX_NAME = 100

@@ -13,8 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from chalicelib.api import videos
-from chalicelib.api.http import parse_uuid
-from chalicelib.auth.tokens import iso
+from chalicelib.api.http import iso, parse_uuid
 from chalicelib.errors import ValidationError
 from chalicelib.sync import store
 

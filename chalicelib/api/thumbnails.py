@@ -18,7 +18,7 @@ from typing import Any
 
 from chalicelib import access, aws, db, storage
 from chalicelib.api import videos
-from chalicelib.auth.tokens import iso
+from chalicelib.api.http import iso
 from chalicelib.config import get_settings
 from chalicelib.errors import NotFoundError, UnavailableError, ValidationError
 from chalicelib.media.custom_thumbnail import CONTENT_TYPES, MAX_BYTES, MAX_BYTES_LABEL, MAX_PIXELS, MAX_SIDE

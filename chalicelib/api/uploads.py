@@ -17,7 +17,8 @@ import unicodedata
 import uuid
 
 from chalicelib import access, db, live, storage
-from chalicelib.auth.tokens import iso
+from chalicelib.quota import quota_used
+from chalicelib.api.http import iso
 from chalicelib.config import ALLOWED_EXTENSIONS, MAX_UPLOAD_BYTES, MAX_UPLOAD_LABEL, get_settings
 from chalicelib.errors import ConflictError, ForbiddenError, PayloadTooLargeError, ValidationError
 
@@ -35,6 +36,8 @@ CONTENT_TYPES = {
     "mov": {"video/quicktime", "video/mov"},
     "avi": {"video/x-msvideo", "video/avi", "video/msvideo", "video/vnd.avi"},
 }
+# The bodies API Gateway passes through as bytes (binary media types): a direct upload's video.
+BINARY_TYPES = tuple(sorted({t for types in CONTENT_TYPES.values() for t in types}))
 _BAD_FILE = "file must be .mp4, .avi, or .mov"
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
@@ -81,15 +84,6 @@ def validate(body: dict) -> dict:
         raise PayloadTooLargeError("File too large", max_size=MAX_UPLOAD_LABEL)
     return {"filename": filename, "ext": ext, "size_bytes": size, "title": _CONTROL.sub("", title).strip(),
             "content_type": content_type.split(";")[0].strip().lower()}
-
-
-def quota_used(cur, user_id: str, except_video: str | None = None) -> int:
-    """Declared bytes of the user's live videos, once their uploads' turn on the quota lock is had."""
-    cur.execute("SELECT pg_advisory_xact_lock(hashtext('upload-quota:' || %s))", (user_id,))
-    cur.execute("SELECT coalesce(sum(size_bytes), 0) AS used FROM videos"
-                " WHERE uploaded_by = %s AND deleted_at IS NULL AND id IS DISTINCT FROM %s",
-                (user_id, except_video))
-    return int(cur.fetchone()["used"])
 
 
 def _insert(user: dict, stream_id: str, fields: dict) -> dict:

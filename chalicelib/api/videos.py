@@ -11,8 +11,8 @@ from typing import Any
 
 from chalicelib import access, db, video_deletion
 from chalicelib.api import dash, hls, moderation
+from chalicelib.api.http import iso
 from chalicelib.api.processing import estimated_time, failure_fields
-from chalicelib.auth.tokens import iso
 from chalicelib.config import get_settings
 from chalicelib.errors import (ClipstreamError, ConflictError, ForbiddenError, NotFoundError,
                                NotReadyError, ValidationError)

@@ -7,9 +7,6 @@ Public keys are cached for as long as the endpoint's Cache-Control allows.
 from __future__ import annotations
 
 import logging
-import re
-import threading
-import time
 from typing import Any
 
 from chalicelib.config import get_settings
@@ -18,61 +15,27 @@ from chalicelib.errors import AuthenticationError, UnavailableError
 logger = logging.getLogger(__name__)
 
 CLOCK_SKEW_S = 30
-_DEFAULT_MAX_AGE_S = 300
-_MAX_AGE = re.compile(r"max-age=(\d+)")
 MAX_SUB_LENGTH = 255  # OpenID Connect: at most 255 ASCII characters
 MAX_EMAIL_LENGTH = 320
 
 
-class _CachedResponse:
-    def __init__(self, status: int, headers: dict, data: bytes) -> None:
-        self.status, self.headers, self.data = status, headers, data
+_request: Any = None
 
 
-class CachingRequest:
-    """A google-auth transport Request that caches GET responses per Cache-Control."""
+def certs_request() -> Any:
+    """google-auth's transport on a CacheControl session, process-wide (reused by warm Lambdas).
 
-    def __init__(self) -> None:
+    google-auth's documented recipe for caching Google's public keys: the
+    certs response is kept for as long as its Cache-Control allows (Google
+    sends max-age), so a sign-in makes no request to Google until it expires.
+    """
+    global _request
+    if _request is None:
+        import cachecontrol
         import google.auth.transport.requests
         import requests
 
-        session = requests.Session()
-        self._inner = google.auth.transport.requests.Request(session=session)
-        self._cache: dict[str, tuple[float, _CachedResponse]] = {}
-        self._lock = threading.Lock()
-
-    def __call__(self, url: str, method: str = "GET", body: Any = None, headers: Any = None,
-                 timeout: float | None = 10, **kwargs: Any) -> Any:
-        if method != "GET":
-            return self._inner(url, method=method, body=body, headers=headers, timeout=timeout, **kwargs)
-        now = time.monotonic()
-        with self._lock:
-            hit = self._cache.get(url)
-        if hit and hit[0] > now:
-            return hit[1]
-        resp = self._inner(url, method="GET", headers=headers, timeout=timeout, **kwargs)
-        if resp.status == 200:
-            match = _MAX_AGE.search(resp.headers.get("cache-control", "") or "")
-            max_age = int(match.group(1)) if match else _DEFAULT_MAX_AGE_S
-            cached = _CachedResponse(resp.status, dict(resp.headers), resp.data)
-            with self._lock:
-                self._cache[url] = (now + max_age, cached)
-            return cached
-        return resp
-
-    def clear(self) -> None:
-        with self._lock:
-            self._cache.clear()
-
-
-_request: CachingRequest | None = None
-
-
-def certs_request() -> CachingRequest:
-    """The process-wide caching transport (reused by warm Lambdas)."""
-    global _request
-    if _request is None:
-        _request = CachingRequest()
+        _request = google.auth.transport.requests.Request(session=cachecontrol.CacheControl(requests.Session()))
     return _request
 
 

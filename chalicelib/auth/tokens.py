@@ -47,14 +47,24 @@ _HEADER = {"alg": ALGORITHMS[0], "typ": "JWT"}
 _SEGMENT = re.compile(r"[A-Za-z0-9_-]*")
 
 
+# A rotated key is read again after this long (Powertools keeps the value meanwhile).
+SECRET_MAX_AGE_S = 300
+
+
 @lru_cache(maxsize=1)
+def _secrets() -> Any:
+    """Powertools' Secrets Manager provider on our client (the configured endpoint and role)."""
+    from aws_lambda_powertools.utilities.parameters import SecretsProvider
+
+    from chalicelib import aws
+    return SecretsProvider(boto3_client=aws.client("secretsmanager"))
+
+
 def signing_key() -> str:
-    """The JWT key: JWT_SECRET locally, a Secrets Manager secret in AWS."""
+    """The JWT key: JWT_SECRET locally, a Secrets Manager secret in AWS (cached SECRET_MAX_AGE_S)."""
     settings = get_settings()
     if settings.jwt_secret_arn:
-        from chalicelib import aws
-        return aws.client("secretsmanager").get_secret_value(
-            SecretId=settings.jwt_secret_arn)["SecretString"]
+        return _secrets().get(settings.jwt_secret_arn, max_age=SECRET_MAX_AGE_S)
     secret = settings.jwt_secret
     if len(secret) < 32:
         raise RuntimeError("JWT_SECRET must be set to at least 32 characters")
@@ -63,13 +73,6 @@ def signing_key() -> str:
 
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
-
-
-def iso(ts: dt.datetime | None) -> str | None:
-    """ISO 8601 in UTC with a Z; None stays None."""
-    if ts is None:
-        return None
-    return ts.astimezone(dt.timezone.utc).isoformat().replace("+00:00", "Z")
 
 
 # ---------------------------------------------------------------- HS256 JWT
@@ -146,46 +149,45 @@ def _claims_valid(claims: dict, typ: str, require: Iterable[str], leeway: float)
 class TokenCache:
     """Values derived from verified tokens, kept per container until the token expires.
 
-    Keyed by the token's exact string, so a hit is a token already verified;
-    bounded, dropping expired entries first and then the oldest.
+    Keyed by the token's exact string, so a hit is a token already verified.
+    cachetools' TLRUCache: each entry lives until its own expiry; when full it
+    drops expired entries first, then the least recently used. Locked, as
+    cachetools' caches are not thread-safe (the local emulator runs threads).
     """
 
     def __init__(self, size: int = 1024) -> None:
-        self._size = size
-        self._entries: dict[str, tuple[float, Any]] = {}
+        import cachetools
+
+        self._cache = cachetools.TLRUCache(maxsize=size, ttu=lambda _token, entry, _now: entry[0], timer=time.time)
         self._lock = threading.Lock()
 
+    def __len__(self) -> int:
+        return len(self._cache)
+
     def get(self, token: str) -> Any | None:
-        entry = self._entries.get(token)
-        if entry is None or entry[0] <= time.time():
-            return None
-        return entry[1]
+        with self._lock:
+            entry = self._cache.get(token)
+        return None if entry is None else entry[1]
 
     def put(self, token: str, expires_at: float, value: Any) -> None:
         with self._lock:
-            if len(self._entries) >= self._size:
-                now = time.time()
-                live = {k: v for k, v in self._entries.items() if v[0] > now}
-                if len(live) >= self._size:
-                    live = dict(list(live.items())[len(live) // 2:])
-                self._entries = live
-            self._entries[token] = (expires_at, value)
+            self._cache[token] = (expires_at, value)
 
     def clear(self) -> None:
         with self._lock:
-            self._entries = {}
+            self._cache.clear()
 
 
 _verified = TokenCache()
 
 
-def issue_access_token(user: dict) -> tuple[str, str]:
-    """(token, expires_at ISO) for a user row."""
+def issue_access_token(user: dict) -> tuple[str, dt.datetime]:
+    """(token, expiry time) for a user row."""
     now = _now()
     exp = now + dt.timedelta(seconds=get_settings().jwt_ttl_s)
     claims = {"sub": str(user["id"]), "email": user["email"], "iss": ISSUER, "typ": "access",
               "iat": int(now.timestamp()), "exp": int(exp.timestamp()), "jti": uuid.uuid4().hex}
-    return sign(claims), iso(exp)
+    return sign(claims), exp
 
 
 def decode_access_token(token: str) -> dict[str, Any]:

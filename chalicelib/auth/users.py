@@ -69,15 +69,43 @@ _USER_SELECT = ("SELECT u.*, EXISTS (SELECT 1 FROM email_claims c WHERE c.email 
                 " AND c.user_id = u.id) AS owns_email FROM users u WHERE u.id = %s")
 
 
+# The request's bearer token and what it proved, kept on the request object so the
+# rate limiter and the route read the header and verify the token once per request.
+_PARSED = "_clipstream_bearer"
+
+
+def _parsed(request: Any) -> tuple[str | None, dict | None, AuthenticationError | None]:
+    """(token, its claims, why it is invalid) for the request, worked out on first use."""
+    parsed = getattr(request, _PARSED, None)
+    if parsed is None:
+        token, claims, error = bearer_token(request), None, None
+        if token is not None:
+            try:
+                claims = tokens.decode_access_token(token)
+            except AuthenticationError as exc:
+                error = exc
+        parsed = (token, claims, error)
+        setattr(request, _PARSED, parsed)
+    return parsed
+
+
+def bearer_claims(request: Any) -> dict | None:
+    """The claims of the request's valid bearer token; None without a token, 401 for an invalid one."""
+    _, claims, error = _parsed(request)
+    if error is not None:
+        raise error
+    return claims
+
+
 def current_user(request: Any) -> dict:
     """The signed-in user, or 401."""
-    token = bearer_token(request)
+    token, _, _ = _parsed(request)
     if token is None:
         raise AuthenticationError("Authentication required")
     user = _users_by_token.get(token)
     if user is not None:
         return dict(user)  # a copy: callers may add keys
-    claims = tokens.decode_access_token(token)
+    claims = bearer_claims(request)
     user = db.fetch_one(_USER_SELECT, (claims["sub"],))
     if user is None:
         raise AuthenticationError("Invalid or expired token")

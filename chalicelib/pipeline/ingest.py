@@ -19,7 +19,7 @@ import logging
 import uuid
 
 from chalicelib import db, failures, outbound, storage
-from chalicelib.api import uploads
+from chalicelib.quota import quota_used
 from chalicelib.config import MAX_UPLOAD_BYTES, get_settings
 
 logger = logging.getLogger(__name__)
@@ -79,7 +79,7 @@ def _room(video: dict) -> int:
     if not quota:
         return MAX_UPLOAD_BYTES
     with db.transaction() as cur:
-        return quota - uploads.quota_used(cur, str(video["uploaded_by"]), str(video["id"]))
+        return quota - quota_used(cur, str(video["uploaded_by"]), str(video["id"]))
 
 
 def _record_size(video: dict, size: int) -> tuple[str | None, str] | None:
@@ -91,7 +91,7 @@ def _record_size(video: dict, size: int) -> tuple[str | None, str] | None:
     quota = get_settings().user_storage_quota_bytes
     with db.transaction() as cur:
         if quota:
-            used = uploads.quota_used(cur, str(video["uploaded_by"]), str(video["id"]))
+            used = quota_used(cur, str(video["uploaded_by"]), str(video["id"]))
             if used + size > quota:
                 return failures.SOURCE_QUOTA, f"the source has {size} bytes; {max(0, quota - used)} are free"
         cur.execute("UPDATE videos SET size_bytes = %s, updated_at = now()"

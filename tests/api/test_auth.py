@@ -195,3 +195,15 @@ def test_certs_are_fetched_from_the_configured_url(stack):
         assert "max-age" in resp.headers["Cache-Control"]
     assert stack.google_key.kid in certs
     assert certs[stack.google_key.kid].startswith("-----BEGIN CERTIFICATE-----")
+
+
+def test_google_certs_are_fetched_once_while_their_max_age_lasts(client, google_key, stack, monkeypatch):
+    """The certs response (max-age=300) is cached: sign-ins after the first ask Google nothing."""
+    from chalicelib.auth import google
+
+    monkeypatch.setattr(google, "_request", None)  # a cold container: nothing cached yet
+    before = stack.certs.served
+    for name in ("One", "Two", "Three"):
+        status, body = post(client, "/auth/verify", {"id_token": google_key.mint(f"{name}@example.com", name)})
+        assert status == 200, body
+    assert stack.certs.served == before + 1

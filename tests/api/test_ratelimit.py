@@ -1,4 +1,4 @@
-"""Rate limits per caller and route group, counted in Postgres (chalicelib.ratelimit).
+"""Rate limits per caller and route group, counted in Postgres (chalicelib.api.ratelimit).
 
 The suite's stack runs with very high limits (infra/local/stack.py test_config);
 these tests set low ones through RATE_LIMITS and put the suite's back after.
@@ -15,7 +15,8 @@ import psycopg2
 import psycopg2.extensions
 import pytest
 
-from chalicelib import config, db, ratelimit
+from chalicelib import config, db
+from chalicelib.api import ratelimit
 from tests.helpers import call
 
 LOCAL_IP = "127.0.0.1"  # the address Chalice's local gateway and test client report
@@ -128,6 +129,25 @@ def test_a_user_over_a_route_groups_limit_gets_429_with_retry_after(client, sign
     assert get(client, "/health").status_code != 429
 
 
+def test_the_token_is_verified_once_per_request(client, sign_in, limits, monkeypatch):
+    """The limiter and the route share one verification of the bearer token (per request)."""
+    from chalicelib.auth import tokens, users
+
+    me = sign_in()
+    limits("read=1000/60")
+    verified = []
+    decode = tokens.decode_access_token
+    monkeypatch.setattr(tokens, "decode_access_token", lambda token: verified.append(token) or decode(token))
+    for _ in range(2):
+        tokens._verified.clear()      # nothing remembered from earlier requests of this container
+        users._users_by_token.clear()
+        assert get(client, "/auth/user", me).status_code == 200
+    assert len(verified) == 2        # once for each request, though both the limiter and the route need it
+    bad = {"headers": {"Authorization": "Bearer not-a-token"}}
+    assert get(client, "/auth/user", bad).status_code == 401
+    assert len(verified) == 3
+
+
 def test_anonymous_callers_are_limited_by_address(client, limits):
     bucket = f"auth:ip:{LOCAL_IP}"
     forget(bucket)
@@ -206,7 +226,7 @@ def test_another_process_sees_the_same_count(stack):
 
     bucket = f"test:{uuid.uuid4()}"
     assert all(ratelimit.hit(bucket, 15, 3600).allowed for _ in range(10))
-    script = ("import json, sys; from chalicelib import ratelimit;"
+    script = ("import json, sys; from chalicelib.api import ratelimit;"
               f" print(json.dumps([ratelimit.hit({bucket!r}, 15, 3600).allowed for _ in range(10)]))")
     out = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env={**os.environ, **stack.env},
                          capture_output=True, text=True, timeout=120, check=True)

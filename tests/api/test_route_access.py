@@ -32,8 +32,16 @@ def test_every_route_is_declared(app):
     assert not stale, f"declarations without a route: {stale}"
 
 
+def test_every_route_maps_domain_errors_to_the_contract(app):
+    """@handles_errors on every route: without it a domain error would be a 500, not its JSON error."""
+    bare = sorted(f"{method} {path} ({entry.view_function.__name__})"
+                  for path, methods in app.routes.items() for method, entry in methods.items()
+                  if not getattr(entry.view_function, "maps_contract_errors", False))
+    assert not bare, f"routes without @handles_errors in app.py: {bare}"
+
+
 def test_derived_views_follow_the_declaration(client):
-    from chalicelib import ratelimit
+    from chalicelib.api import ratelimit
 
     doc = json.loads(client.http.get("/openapi.json").body)
     for (method, path), route in routes.ROUTES.items():

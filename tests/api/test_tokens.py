@@ -29,12 +29,10 @@ def app_key(monkeypatch):
     monkeypatch.setenv("JWT_SECRET", SECRET)
     monkeypatch.delenv("JWT_SECRET_ARN", raising=False)
     reset_settings()
-    tokens.signing_key.cache_clear()
     tokens._verified.clear()
     yield tokens
     monkeypatch.undo()
     reset_settings()
-    tokens.signing_key.cache_clear()
     tokens._verified.clear()
 
 
@@ -139,7 +137,7 @@ def test_verification_never_accepts_what_pyjwt_refuses(app_key, case):
 def test_our_tokens_verify_in_pyjwt_and_back(app_key):
     token, expires_at = app_key.issue_access_token({"id": SUB, "email": "a@example.com"})
     claims = jwt.decode(token, SECRET, algorithms=["HS256"], issuer="clipstream")
-    assert claims["sub"] == SUB and claims["typ"] == "access" and expires_at.endswith("Z")
+    assert claims["sub"] == SUB and claims["typ"] == "access" and expires_at.tzinfo is not None
     assert jwt.get_unverified_header(token) == {"alg": "HS256", "typ": "JWT"}
     assert app_key.decode_access_token(token)["jti"] == claims["jti"]
 
@@ -184,4 +182,32 @@ def test_token_cache_is_bounded(app_key):
     assert cache.get("gone") is None  # expired entries go first
     assert [cache.get(f"t{i}") for i in range(4)] == [0, 1, 2, 3]
     cache.put("t4", later, 4)
-    assert len(cache._entries) <= 4 and cache.get("t4") == 4 and cache.get("t0") is None
+    assert len(cache) <= 4 and cache.get("t4") == 4 and cache.get("t0") is None
+
+
+def test_the_key_comes_from_secrets_manager_and_a_rotation_is_read_after_max_age(app_key, stack, monkeypatch):
+    """JWT_SECRET_ARN: the key is the secret's value, read through our client (the stack's endpoint),
+    kept SECRET_MAX_AGE_S, then read again; a token signed with the old key stops verifying."""
+    import boto3
+
+    from chalicelib.config import reset_settings
+    from chalicelib.errors import AuthenticationError
+
+    sm = boto3.client("secretsmanager", endpoint_url=stack.env["AWS_ENDPOINT_URL"])
+    arn = sm.create_secret(Name=f"clipstream/test/jwt-{uuid.uuid4().hex[:8]}", SecretString="k1" * 20)["ARN"]
+    monkeypatch.setenv("JWT_SECRET", "")
+    monkeypatch.setenv("JWT_SECRET_ARN", arn)
+    reset_settings()
+    app_key._secrets.cache_clear()
+    try:
+        assert app_key.signing_key() == "k1" * 20
+        token, _ = app_key.issue_access_token({"id": SUB, "email": "a@example.com"})
+        sm.put_secret_value(SecretId=arn, SecretString="k2" * 20)
+        assert app_key.signing_key() == "k1" * 20           # cached within SECRET_MAX_AGE_S
+        app_key._secrets().clear_cache()                     # as when SECRET_MAX_AGE_S has passed
+        assert app_key.signing_key() == "k2" * 20
+        app_key._verified.clear()
+        with pytest.raises(AuthenticationError):
+            app_key.decode_access_token(token)
+    finally:
+        app_key._secrets.cache_clear()

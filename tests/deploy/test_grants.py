@@ -118,13 +118,13 @@ NEEDS: dict[str, list[Need]] = {
     "chalicelib.api.multipart:_list_parts": obj(RAW, "s3:ListMultipartUploadParts"),
     "chalicelib.api.multipart:complete": obj(RAW, PUT),
     "chalicelib.api.multipart:abort": obj(RAW, "s3:AbortMultipartUpload"),
-    "chalicelib.api.multipart:abort_all": obj(RAW, "s3:AbortMultipartUpload") + [
-        Need("s3:ListBucketMultipartUploads", "arn:aws:s3:::media-bucket")],
     "chalicelib.pipeline.start:start_for_object": obj(RAW, GET) + machine("pipeline", "states:StartExecution"),
     "chalicelib.pipeline.start:_refuse_mismatched_size": obj(RAW, DELETE),
     "chalicelib.webhooks:start_deliveries": machine("webhooks", "states:StartExecution"),
     "chalicelib.video_deletion:stop_executions": execution("pipeline", "states:StopExecution"),
     "chalicelib.video_deletion:stop_clip_extraction": execution("clips", "states:StopExecution"),
+    "chalicelib.video_deletion:abort_uploads": obj(RAW, "s3:AbortMultipartUpload") + [
+        Need("s3:ListBucketMultipartUploads", "arn:aws:s3:::media-bucket")],
     "chalicelib.video_deletion:delete_objects": [
         n for p in ("raw-uploads/", HLS, THUMBS, "transcripts/", "embeddings/", CLIPS, "thumbnail-uploads/")
         for n in obj(p, DELETE) + listing(p)],
@@ -175,7 +175,7 @@ GENERIC = {"chalicelib.storage:" + n for n in ("s3_client", "presign_client", "p
     "chalicelib.pipeline.media_io:" + n for n in ("download", "fetch_if_present", "upload_file",
                                                   "Uploader")} | {
     "chalicelib.aws:client", "chalicelib.api.console:_sfn", "chalicelib.api.search:_lambda",
-    "chalicelib.api.health:_lambda", "chalicelib.db:_secrets"}
+    "chalicelib.api.health:_lambda", "chalicelib.db:_secrets", "chalicelib.auth.tokens:_secrets"}
 
 AWS_OPERATIONS = {
     "start_execution", "stop_execution", "list_executions", "describe_execution", "get_execution_history",

@@ -155,7 +155,7 @@ def test_packaged_api_imports_without_heavy_libraries(unzipped, runtime_dir, lam
 
 def test_packaged_api_verifies_rs256_and_reports_ffmpeg_through_lambda(unzipped, runtime_dir, lambda_python):
     """The API package checks Google's RS256 signatures (google-auth + cryptography) and has no
-    FFmpeg, so /health there asks Lambda about the transcode function (tests/foundation/test_health.py)."""
+    FFmpeg, so /health there asks Lambda about the transcode function (tests/api/test_health.py)."""
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import padding, rsa
 

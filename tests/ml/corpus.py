@@ -218,7 +218,7 @@ def corpus(out_dir: Path, per_condition: int = 6, conditions: list[str] | None =
 
 def wer_by_condition(items: list[Item], hypotheses: list[str]) -> dict[str, float]:
     """Word error rate per condition (errors over reference words), plus "game" (all but clean)."""
-    from chalicelib.ml.wer import edit_distance, normalize
+    from tests.ml.wer import edit_distance, normalize
 
     totals: dict[str, list[int]] = {}
     for item, hyp in zip(items, hypotheses, strict=True):

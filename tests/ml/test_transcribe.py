@@ -8,7 +8,7 @@ import pytest
 
 from chalicelib.media.errors import InvalidMediaError, MediaTimeoutError
 from chalicelib.ml import transcribe
-from chalicelib.ml.wer import wer
+from tests.ml.wer import wer
 from tests.ml import clips
 
 MAX_WER = 0.15

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import pytest
 
-from chalicelib.ml.wer import edit_distance, normalize, number_to_words, wer
+from tests.ml.wer import edit_distance, normalize, number_to_words, wer
+
+pytestmark = pytest.mark.unit
 
 
 def test_normalize_drops_case_and_punctuation_and_spells_numbers() -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from chalicelib.ml.wer import wer
+from tests.ml.wer import wer
 from tests.helpers import wait_for_final
 from tests.media import clips as media_clips
 from tests.ml import clips as speech

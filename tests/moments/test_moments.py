@@ -16,7 +16,7 @@ import requests
 
 from chalicelib.media.ffmpeg import ffmpeg_exe
 from chalicelib.moments import clips
-from tests.features.conftest import FPS, add_member
+from tests.moments.conftest import FPS, add_member
 from tests.helpers import call, wait_for, wait_for_final
 
 

@@ -1,4 +1,4 @@
-"""Fixtures of the highlights/clips and sync tests: a crew of members and generated media."""
+"""Fixtures of the highlights and clips tests: a crew of members and generated media."""
 from __future__ import annotations
 
 import pytest

@@ -12,7 +12,7 @@ import pytest
 import requests
 
 from chalicelib import db
-from tests.features.conftest import add_member
+from tests.sync.conftest import add_member
 from tests.helpers import call
 
 

@@ -7,7 +7,7 @@ from urllib.parse import parse_qs, urlparse
 
 import requests
 
-from tests.delivery.conftest import unique_email
+from tests.api.playback.conftest import unique_email
 
 
 def _token(url: str) -> str:

@@ -11,8 +11,8 @@ from PIL import Image, ImageChops, ImageStat
 from tests.api.test_files import follow, get_thumbnail
 from tests.api.test_videos import add_member
 from tests.conftest import _sign_in_with
-from tests.delivery.test_storyboard import CUE
-from tests.delivery.test_web_pages import _open, _shot, _until, member_storage
+from tests.api.playback.test_storyboard import CUE
+from tests.api.playback.test_web_pages import _open, _shot, _until, member_storage
 from tests.media.test_custom_thumbnail import image_bytes
 
 

@@ -211,7 +211,7 @@ def test_functions(stack):
                                   ("big", "big_output", {}), ("fill", "fill_tmp", {"tmp_mb": 512}),
                                   ("s3", "call_s3", {})):
         names[short] = f"limits-{short}-{tag}"
-        _function(lam, names[short], f"tests.foundation.limit_handlers.{handler}", role, **extra)
+        _function(lam, names[short], f"tests.infra.limit_handlers.{handler}", role, **extra)
     return names
 
 

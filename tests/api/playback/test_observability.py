@@ -14,7 +14,7 @@ import pytest
 
 from tests.helpers import wait_for_final
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def _json_lines(text: str) -> list[dict]:

@@ -35,8 +35,7 @@ import psycopg2
 from chalicelib import db
 from chalicelib.api import routes
 from chalicelib.api.http import error_response
-from chalicelib.auth import tokens
-from chalicelib.auth.users import bearer_token
+from chalicelib.auth.users import bearer_claims
 from chalicelib.config import get_settings
 from chalicelib.errors import AuthenticationError, RateLimitedError
 
@@ -72,12 +71,12 @@ def group_of(method: str, resource_path: str) -> str | None:
 
 def caller_of(request: Any) -> str:
     """"u:<user id>" for a valid bearer token, else "ip:<source address>"."""
-    token = bearer_token(request)
-    if token:
-        try:
-            return "u:" + tokens.decode_access_token(token)["sub"]
-        except AuthenticationError:
-            pass
+    try:
+        claims = bearer_claims(request)  # verified once per request; the route reuses it
+    except AuthenticationError:
+        claims = None
+    if claims is not None:
+        return "u:" + claims["sub"]
     identity = (request.context or {}).get("identity") or {}
     return "ip:" + str(identity.get("sourceIp") or "unknown")
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import requests
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 ASL_STATES = set(json.loads((ROOT / "stepfunctions" / "pipeline.asl.json").read_text())["States"])
 
 

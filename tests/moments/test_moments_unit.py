@@ -6,6 +6,8 @@ import pytest
 from chalicelib.moments import analysis, detect
 from chalicelib.moments.refine import on_frame_grid, refine
 
+pytestmark = pytest.mark.unit
+
 
 @pytest.fixture(scope="module")
 def measured(highlight_clip):

@@ -5,7 +5,7 @@ import json
 import subprocess
 from pathlib import Path
 
-from tests.features.conftest import FPS
+from tests.moments.conftest import FPS
 from tests.helpers import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]

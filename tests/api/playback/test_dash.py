@@ -8,8 +8,8 @@ from urllib.parse import parse_qs, urlparse
 
 import requests
 
-from tests.delivery.conftest import unique_email
-from tests.delivery.test_playback import make_video_for_member
+from tests.api.playback.conftest import unique_email
+from tests.api.playback.test_playback import make_video_for_member
 
 NS = {"d": "urn:mpeg:dash:schema:mpd:2011"}
 

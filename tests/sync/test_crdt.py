@@ -1,12 +1,15 @@
 """The CRDT's laws, for any interleaving of operations from several actors (hypothesis)."""
 from __future__ import annotations
 
+import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from chalicelib.sync.crdt import (FIELDS, MAX_ACTOR, MAX_CLOCK_ENTRIES, MAX_COUNTER, MAX_OP_BYTES, TAGS,
                                   Replica, State, apply_all, clock_bound_problems, clock_leq, clock_merge,
                                   compare, make_op, merge, observed_adds, op_problems, op_size, parse_clock)
+
+pytestmark = pytest.mark.unit
 
 ACTORS = ("phone", "laptop", "tablet")
 TAG_NAMES = ("fps", "ace", "clutch", "funny")

@@ -21,7 +21,7 @@ import requests
 from tests.helpers import wait_for_final
 from tests.media import clips as make
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 HLS_JS = ROOT / "tests" / "tools" / "node_modules" / "hls.js" / "dist" / "hls.min.js"
 SHAKA = ROOT / "tests" / "tools" / "node_modules" / "shaka-player" / "dist" / "shaka-player.compiled.js"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

@@ -9,7 +9,7 @@ from urllib.parse import parse_qs, urlparse
 import requests
 from PIL import Image
 
-from tests.delivery.conftest import unique_email
+from tests.api.playback.conftest import unique_email
 
 CUE = re.compile(r"(\d\d:\d\d:\d\d\.\d{3}) --> (\d\d:\d\d:\d\d\.\d{3})\n(\S+)#xywh=(\d+),(\d+),(\d+),(\d+)\n")
 

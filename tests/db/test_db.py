@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import psycopg2
+import psycopg2.errors
 import pytest
 
 
@@ -63,4 +64,18 @@ def test_transaction_rolls_back_on_error(stack, make_user):
         with db.transaction() as cur:
             cur.execute("UPDATE users SET name = 'changed' WHERE id = %s", (user["id"],))
             raise RuntimeError("boom")
+    assert db.fetch_one("SELECT name FROM users WHERE id = %s", (user["id"],))["name"] == "Test User"
+
+
+def test_a_single_statement_is_one_round_trip_and_still_atomic(stack, make_user):
+    """fetch_one/fetch_all/execute run in autocommit (no BEGIN/COMMIT round trips); a failing
+    statement changes nothing."""
+    from chalicelib import db
+
+    user = make_user()
+    # now() is the transaction's start: the statement's own time when no BEGIN went first
+    assert db.fetch_one("SELECT now() = statement_timestamp() AS own")["own"]
+    assert db.connection().autocommit is False
+    with pytest.raises(psycopg2.errors.DivisionByZero):  # the second statement fails: the first is undone
+        db.execute("UPDATE users SET name = 'half' WHERE id = %s; SELECT 1 / 0", (user["id"],))
     assert db.fetch_one("SELECT name FROM users WHERE id = %s", (user["id"],))["name"] == "Test User"
