@@ -131,3 +131,18 @@ def test_the_glossary_goes_with_its_stream(client, crew):
     assert call(client, "PUT", path, crew["admin"], {"terms": [DUST]})[0] == 200
     assert call(client, "DELETE", f"/streams/{crew['sid']}", crew["admin"])[0] == 204
     assert stored(crew["sid"]) is None
+
+
+def test_the_transcribe_step_reads_its_own_streams_glossary(client, crew, sign_in, make_stream, make_video):
+    from chalicelib.pipeline.transcribe import stream_glossary
+
+    path = f"/streams/{crew['sid']}/glossary"
+    mine = make_video({"id": crew["sid"]}, crew["admin"]["user"])
+    other_owner = sign_in()["user"]
+    theirs = make_video(make_stream(other_owner), other_owner)
+    assert stream_glossary(str(mine["id"])) == glossary.default_entries()
+    assert call(client, "PUT", path, crew["admin"], {"terms": [DUST]})[0] == 200
+    assert stream_glossary(str(mine["id"])) == [DUST, *glossary.default_entries()]
+    assert stream_glossary(str(theirs["id"])) == glossary.default_entries()   # nothing crosses streams
+    assert call(client, "PUT", path, crew["admin"], {"terms": [DUST], "include_default": False})[0] == 200
+    assert stream_glossary(str(mine["id"])) == [DUST]
