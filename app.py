@@ -139,6 +139,18 @@ def members_remove(stream_id: str, user_id: str) -> Response:
     return Response(status_code=204, body="")
 
 
+@app.route("/streams/{stream_id}/glossary", methods=["GET"])
+@handles_errors
+def glossary_get(stream_id: str) -> dict:
+    return streams.get_glossary(_user(), stream_id)
+
+
+@app.route("/streams/{stream_id}/glossary", methods=["PUT"])
+@handles_errors
+def glossary_put(stream_id: str) -> dict:
+    return streams.put_glossary(_user(), stream_id, json_body(app.current_request))
+
+
 @app.route("/streams/{stream_id}/invites", methods=["GET"])
 @handles_errors
 def invites_list(stream_id: str) -> dict:

@@ -103,6 +103,8 @@ _DECLARED: list[tuple[str, str, str, str | None, str]] = [
     ("GET", "/streams/{stream_id}/members", MEMBER, "", ""),
     ("PUT", "/streams/{stream_id}/members/{user_id}", STREAM_ADMIN, "", ""),
     ("DELETE", "/streams/{stream_id}/members/{user_id}", STREAM_ADMIN, "", "members may remove themselves"),
+    ("GET", "/streams/{stream_id}/glossary", MEMBER, "", "game vocabulary for transcription"),
+    ("PUT", "/streams/{stream_id}/glossary", STREAM_ADMIN, "", ""),
     ("GET", "/streams/{stream_id}/invites", STREAM_ADMIN, "", ""),
     ("POST", "/streams/{stream_id}/invites", STREAM_ADMIN, "", ""),
     ("GET", "/streams/{stream_id}/invites/{code}", STREAM_ADMIN, "", ""),

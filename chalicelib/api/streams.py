@@ -11,7 +11,7 @@ from typing import Any
 
 from psycopg2.extras import Json
 
-from chalicelib import access, db, video_deletion
+from chalicelib import access, db, glossary, video_deletion
 from chalicelib.api import moderation
 from chalicelib.api.http import iso, parse_uuid
 from chalicelib.auth import users
@@ -150,6 +150,53 @@ def _stream_fields(body: dict, *, creating: bool) -> dict[str, Any]:
     if details:
         raise ValidationError("Invalid stream data", details=details)
     return fields
+
+
+# ---------------------------------------------------------------- glossary
+
+def get_glossary(user: dict, stream_id: str) -> dict:
+    """The stream's game vocabulary and the default one it adds to; members only."""
+    stream_id = parse_uuid(stream_id, "Stream")
+    access.require_stream_role(user, stream_id, "viewer")
+    return _glossary_body(stream_id, db.fetch_one(
+        "SELECT entries, include_default, updated_at FROM stream_glossaries WHERE stream_id = %s",
+        (stream_id,)))
+
+
+def put_glossary(user: dict, stream_id: str, body: dict) -> dict:
+    """Replace the stream's glossary ({terms, include_default}); admins only, 400 listing every problem."""
+    stream_id = parse_uuid(stream_id, "Stream")
+    access.require_stream_role(user, stream_id, "admin")
+    details = [f"unknown field {k!r}" for k in sorted(set(body) - {"terms", "include_default"})]
+    entries, problems = glossary.parse_entries(body.get("terms"))
+    details += problems
+    include_default = body.get("include_default", True)
+    if not isinstance(include_default, bool):
+        details.append("include_default must be true or false")
+    if details:
+        raise ValidationError("Invalid glossary", details=details)
+    with db.transaction() as cur:
+        access.lock_stream_role(cur, user, stream_id, "admin")
+        cur.execute(
+            "INSERT INTO stream_glossaries (stream_id, entries, include_default, updated_by)"
+            " VALUES (%s, %s, %s, %s) ON CONFLICT (stream_id) DO UPDATE SET entries = EXCLUDED.entries,"
+            " include_default = EXCLUDED.include_default, updated_by = EXCLUDED.updated_by,"
+            " updated_at = now() RETURNING entries, include_default, updated_at",
+            (stream_id, Json(entries), include_default, user["id"]))
+        row = cur.fetchone()
+        moderation.audit(cur, user, "stream.glossary", "stream", stream_id, stream_id,
+                         {"terms": len(entries), "include_default": include_default})
+    return _glossary_body(stream_id, row)
+
+
+def _glossary_body(stream_id: str, row: dict | None) -> dict:
+    entries = row["entries"] if row else []
+    include_default = row["include_default"] if row else True
+    return {"stream_id": str(stream_id), "terms": entries, "include_default": include_default,
+            "default_terms": list(glossary.DEFAULT_GLOSSARY),
+            "limits": {"terms": glossary.MAX_TERMS, "term_chars": glossary.MAX_TERM_CHARS,
+                       "variants_per_term": glossary.MAX_VARIANTS_PER_TERM},
+            "updated_at": iso(row["updated_at"]) if row else None}
 
 
 # ---------------------------------------------------------------- members

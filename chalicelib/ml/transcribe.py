@@ -129,9 +129,20 @@ def get_model() -> WhisperModel:
     return _model
 
 
-def transcribe(audio_path: str | Path, model: WhisperModel | None = None) -> Transcript:
+def glossary_options(entries: list[dict] | None) -> dict[str, Any]:
+    """The faster-whisper options that bias decoding toward a glossary's terms."""
+    from chalicelib import glossary
+
+    words = glossary.prompt(entries or [])
+    return {"hotwords": words} if words else {}
+
+
+def transcribe(audio_path: str | Path, model: WhisperModel | None = None,
+               glossary_entries: list[dict] | None = None) -> Transcript:
     """Transcribe an audio (or video) file; no speech (or no audio stream) gives an empty one.
 
+    `glossary_entries` (chalicelib.glossary) bias the decoder toward their terms
+    (Whisper hotwords) and their other spellings are rewritten to the terms.
     Raises chalicelib.media.errors.InvalidMediaError if the file cannot be decoded.
     """
     import av
@@ -143,7 +154,8 @@ def transcribe(audio_path: str | Path, model: WhisperModel | None = None) -> Tra
         if not has_audio:
             return Transcript(language=None, duration=0.0, segments=[])
         # Decodes the whole file now; `segments` is a generator that runs the model.
-        segments, info = model.transcribe(str(audio_path), **TRANSCRIBE_OPTIONS)
+        segments, info = model.transcribe(str(audio_path), **TRANSCRIBE_OPTIONS,
+                                          **glossary_options(glossary_entries))
     except FileNotFoundError:
         raise
     except av.error.FFmpegError as exc:
@@ -151,8 +163,22 @@ def transcribe(audio_path: str | Path, model: WhisperModel | None = None) -> Tra
 
         raise InvalidMediaError(f"cannot decode audio: {exc}"[:300]) from exc
     out = [_segment(s) for s in segments]
+    if glossary_entries:
+        out = normalize_spelling(out, glossary_entries)
     return Transcript(language=info.language, duration=round(float(info.duration), 3),
                       segments=[s for s in out if s.text])
+
+
+def normalize_spelling(segments: list[Segment], entries: list[dict]) -> list[Segment]:
+    """Segments with the glossary's other spellings rewritten to its terms, text and words alike."""
+    from chalicelib import glossary
+
+    fix = glossary.Normalizer(entries)
+    out = []
+    for seg in segments:
+        words = [Word(**w) for w in fix.words([asdict(w) for w in seg.words])]
+        out.append(Segment(start=seg.start, end=seg.end, text=fix.text(seg.text), words=words))
+    return out
 
 
 def _segment(seg: Any) -> Segment:

@@ -9,7 +9,9 @@ extracts the audio from the upload itself. Writes
 transcripts/{id}.json and the transcript rows at the same time (replacing any
 earlier rows, so a retried step stores nothing twice), then deletes the
 hand-over. A clip without speech, or without audio, completes with an empty
-transcript.
+transcript. The stream's glossary (its own terms and the default gaming one)
+biases the decoder (Whisper hotwords) and its spellings are normalised in the
+transcript ("head shot" -> "headshot", "dust two" -> "Dust 2").
 """
 from __future__ import annotations
 
@@ -57,6 +59,18 @@ def _store_rows(video_id: str, transcript: dict, key: str, size: int) -> None:
                                lambda _key: "transcript", cur)
 
 
+def stream_glossary(video_id: str) -> list[dict]:
+    """The glossary of the video's stream: its own terms, then the default ones (unless turned off)."""
+    from chalicelib import glossary
+
+    row = db.fetch_one(
+        "SELECT g.entries, g.include_default FROM videos v"
+        " LEFT JOIN stream_glossaries g ON g.stream_id = v.stream_id WHERE v.id = %s", (video_id,))
+    if row is None or row["entries"] is None:
+        return glossary.effective([])
+    return glossary.effective(row["entries"], row["include_default"])
+
+
 @stage_step("transcribe")
 def run(event: Envelope) -> dict:
     """Transcribe the clip's audio and store the transcript."""
@@ -73,7 +87,7 @@ def run(event: Envelope) -> dict:
         if wav is None:
             result = {"language": None, "duration": 0.0, "segments": []}
         else:
-            result = transcribe.transcribe(wav).to_dict()
+            result = transcribe.transcribe(wav, glossary_entries=stream_glossary(video_id)).to_dict()
     key = store(video_id, result)
     if speech_key:
         storage.delete(speech_key)

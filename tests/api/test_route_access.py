@@ -151,6 +151,7 @@ def _body(method: str, template: str, w: dict) -> dict | None:
         ("PUT", "/streams/{stream_id}/members/{user_id}"): {"role": "creator"},
         ("POST", "/streams/{stream_id}/invites"): {"role": "viewer"},
         ("PUT", "/streams/{stream_id}/invites/{code}"): {"usage_limit": 5},
+        ("PUT", "/streams/{stream_id}/glossary"): {"terms": ["Dust 2"]},
         ("POST", "/streams/{stream_id}/videos"): {"filename": "a.mp4", "size_bytes": 10,
                                                   "content_type": "video/mp4"},
         ("PUT", "/videos/{video_id}"): {"title": "Renamed"},
