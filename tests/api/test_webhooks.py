@@ -331,6 +331,10 @@ def test_the_clips_machine_sends_one_signed_clip_ready_and_a_failed_clip_sends_c
     assert status == 302
 
     gone = json.loads(failed[0]["body"])
+    # Both bodies are what the OpenAPI document's WebhookEvent says.
+    from tests.api.test_openapi import _accepts
+    doc = json.loads(client.http.get("/openapi.json").body)
+    assert all(_accepts(doc, {"$ref": "#/components/schemas/WebhookEvent"}, e) for e in (event, gone))
     assert gone["type"] == "clip.failed" and gone["data"]["moment_id"] == outside
     assert gone["data"]["status"] == "failed" and gone["data"]["clip_url"] is None
     # The public reason only: FFmpeg's words stay with the platform admins.
