@@ -80,6 +80,17 @@ def video_payload(video: dict, **extra: Any) -> dict:
             **extra}
 
 
+def clip_payload(moment: dict, **extra: Any) -> dict:
+    """What a clip event says about its clip: the moment's ids, bounds and where to play it (no storage keys)."""
+    ready = moment["clip_status"] == "ready"
+    return {"moment_id": str(moment["id"]), "video_id": str(moment["video_id"]),
+            "stream_id": str(moment["stream_id"]), "title": moment["title"],
+            "start_time": moment["start_s"], "end_time": moment["end_s"], "status": moment["clip_status"],
+            "duration": moment["clip_duration_s"] if ready else None,
+            "clip_url": f"{get_settings().public_base_url}/clips/{moment['id']}/stream" if ready else None,
+            **extra}
+
+
 def start_deliveries(delivery_ids: list[str]) -> None:
     """Start the delivery machine for each delivery (after the emitting transaction committed).
 

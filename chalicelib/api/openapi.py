@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from chalicelib import failures
+from chalicelib import failures, webhooks
 from chalicelib.api import routes
 from chalicelib.config import MAX_UPLOAD_BYTES
 
@@ -96,6 +96,19 @@ _INVITE_FIELDS = {"role": {"type": "string", "enum": ["creator", "viewer"]},
 # An upload's filename ends in .mp4, .avi or .mov (any case) and its content_type matches it.
 _UPLOAD_KINDS = {"mp4": ["video/mp4"], "mov": ["video/quicktime", "video/mov"],
                  "avi": ["video/x-msvideo", "video/avi", "video/msvideo", "video/vnd.avi"]}
+
+
+_WEBHOOK_EVENTS = webhooks.EVENT_TYPES
+_WEBHOOK_DELIVERY_TEXT = (
+    "Each event the endpoint asked for is sent as `POST <url>` with `Content-Type: application/json` and a"
+    " WebhookEvent body (components/schemas/WebhookEvent), retried with exponential backoff for about 68 hours"
+    " until a 2xx answer within 10 s (redirects are not followed). Every attempt carries:"
+    " `Clipstream-Webhook-Id` (the event id, the same on every attempt and replay: ignore repeats);"
+    " `Clipstream-Webhook-Timestamp` (the attempt's time, seconds since the epoch);"
+    " `Clipstream-Webhook-Signature`: `v1=` + hex HMAC-SHA256 keyed with the endpoint's secret (the whole"
+    " `whsec_...` string) of `{timestamp}.{raw body}`; several space-separated signatures may appear (accept"
+    " one that matches). Verify the raw bytes in constant time and refuse timestamps more than 5 minutes"
+    " from your clock (README, \"Signed webhooks\", has a verifier).")
 
 
 SCHEMAS: dict[str, dict] = {
@@ -360,6 +373,50 @@ SCHEMAS: dict[str, dict] = {
         "id": _INT, "at": _TIME, "actor": _obj({"id": _nullable(_UUID), "email": _S}), "action": _S,
         "target": _obj({"type": _S, "id": _S}), "stream_id": _nullable(_UUID), "details": {"type": "object"}})),
         "page": _INT, "limit": _INT, "total": _INT}, ("entries",)),
+    # Signed webhooks (chalicelib/webhooks.py, README "Signed webhooks").
+    "WebhookCreate": _obj({
+        "url": {"type": "string", "minLength": 1, "maxLength": 2048,
+                "description": "https; no credentials; a host resolving to public addresses only"
+                               " (checked now and at every attempt), else 400"},
+        "events": {**_arr({"type": "string", "enum": list(_WEBHOOK_EVENTS)}), "minItems": 1,
+                   "description": "the events this endpoint receives (repeats are ignored)"}},
+        ("url", "events"), extra=False),
+    "Webhook": _obj({"id": _UUID, "stream_id": _UUID, "url": _S,
+                     "events": _arr({"type": "string", "enum": list(_WEBHOOK_EVENTS)}), "created_at": _TIME},
+                    ("id", "stream_id", "url", "events", "created_at")),
+    "WebhookCreated": _obj({"id": _UUID, "stream_id": _UUID, "url": _S,
+                            "events": _arr({"type": "string", "enum": list(_WEBHOOK_EVENTS)}),
+                            "created_at": _TIME,
+                            "secret": {"type": "string", "pattern": "^whsec_",
+                                       "description": "the HMAC key of the signatures: shown in this answer"
+                                                      " only, never again"}},
+                           ("id", "stream_id", "url", "events", "created_at", "secret")),
+    "WebhookList": _obj({"webhooks": _arr(_ref("Webhook")), "page": _INT, "limit": _INT, "total": _INT},
+                        ("webhooks", "page", "limit", "total")),
+    "WebhookDelivery": _obj({
+        "id": _UUID, "event_id": {**_UUID, "description": "Clipstream-Webhook-Id: the same on every attempt"
+                                                          " and replay"},
+        "event_type": {"type": "string", "enum": list(_WEBHOOK_EVENTS)},
+        "status": {"type": "string", "enum": ["pending", "succeeded", "failed"]},
+        "replay_of": _nullable(_UUID), "created_at": _TIME, "finished_at": _nullable(_TIME),
+        "attempts": _arr(_obj({"at": _TIME,
+                               "status_code": _nullable({**_INT, "description": "null: no HTTP answer"}),
+                               "error": _nullable(_S), "duration_ms": _INT},
+                              ("at", "status_code", "error", "duration_ms")))},
+        ("id", "event_id", "event_type", "status", "replay_of", "created_at", "finished_at", "attempts")),
+    "WebhookDeliveryList": _obj({"deliveries": _arr(_ref("WebhookDelivery")), "page": _INT, "limit": _INT,
+                                 "total": _INT}, ("deliveries", "page", "limit", "total")),
+    # The body of every delivery (not an API answer: what the receiver gets, signed).
+    "WebhookEvent": _obj({
+        "id": {**_UUID, "description": "the event id (also the Clipstream-Webhook-Id header)"},
+        "type": {"type": "string", "enum": list(_WEBHOOK_EVENTS)}, "stream_id": _UUID, "created_at": _TIME,
+        "data": {"type": "object", "description": (
+            "video.*: video_id, stream_id, title, status (complete, failed, duplicate, deleted); video.ready:"
+            " duration_s; video.failed: reason (public), failed_stage; video.duplicate: duplicate_of (null"
+            " unless the original is in the same stream), similarity. clip.*: moment_id, video_id, stream_id,"
+            " title, start_time, end_time, status (ready, failed); clip.ready: duration, clip_url;"
+            " clip.failed: reason (public)")}},
+        ("id", "type", "stream_id", "created_at", "data")),
 }
 
 
@@ -656,6 +713,20 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
                                  {"name": "limit", "in": "query",
                                   "schema": {"type": "integer", "minimum": 1, "maximum": 1000}}],
                        "ok": ("200", _json(_ref("SyncLog")))},
+    ("POST", "/streams/{stream_id}/webhooks"): {
+        "also": ("409",), "summary": "Register a webhook endpoint (stream admins); its secret is in this answer only",
+        "description": _WEBHOOK_DELIVERY_TEXT, "body": _ref("WebhookCreate"),
+        "ok": ("201", _json(_ref("WebhookCreated"), "Created"))},
+    ("GET", "/streams/{stream_id}/webhooks"): {"summary": "The stream's webhook endpoints, oldest first (no secrets)",
+                                               "query": _PAGED, "ok": ("200", _json(_ref("WebhookList")))},
+    ("DELETE", "/streams/{stream_id}/webhooks/{webhook_id}"): {
+        "summary": "Remove an endpoint; its pending deliveries stop at their next attempt", "ok": ("204", _NO_CONTENT)},
+    ("GET", "/streams/{stream_id}/webhooks/{webhook_id}/deliveries"): {
+        "summary": "The endpoint's deliveries, newest first, each with its attempts", "query": _PAGED,
+        "ok": ("200", _json(_ref("WebhookDeliveryList")))},
+    ("POST", "/streams/{stream_id}/webhooks/{webhook_id}/deliveries/{delivery_id}/replay"): {
+        "summary": "Send a delivery's event again (same event id and body, a fresh signature) as a new delivery",
+        "optional_body": True, "ok": ("202", _json(_ref("WebhookDelivery"), "Accepted: the new delivery"))},
     ("GET", "/openapi.json"): {"summary": "This document",
                                "ok": ("200", _json({"type": "object"}))},
     ("POST", "/webhooks/minio/upload-complete"): {
@@ -728,6 +799,8 @@ def operation(method: str, path: str, entry: Any) -> dict:
         op["security"] = []
     if declared.rule != routes.ANYONE:
         responses["401"] = {"$ref": "#/components/responses/Unauthorized"}
+    if spec.get("description"):
+        op["description"] = spec["description"]
     if declared.rule == routes.WEBHOOK:
         op["description"] = "Authorization: Bearer <MINIO_WEBHOOK_SECRET>"
     elif declared.rule != routes.ANYONE:

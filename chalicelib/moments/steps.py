@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from chalicelib import db, storage
+from chalicelib import db, failures, storage, webhooks
 from chalicelib.moments import store
 from chalicelib.pipeline.step import Envelope, TransientStepError, is_transient
 
@@ -86,27 +86,58 @@ def extract(event: Envelope) -> dict:
 
 
 def finish(event: Envelope) -> dict:
-    """Close the run; clips that did not come out are failed with their reason."""
+    """Close the run; clips that did not come out are failed with their reason.
+
+    In the same transaction, each clip of the run emits clip.ready or clip.failed,
+    once per execution (a retried FinishExtraction emits nothing new).
+    """
     video_id, execution = event["video_id"], event.get("execution")
     results = event.get("clips") or []
     with _transient():
-        for r in results:
-            if not r.get("ok"):
-                store.fail_unfinished(video_id, [r["moment_id"]], str(r.get("error") or "clip failed"))
-        store.update_run(video_id, execution, status="complete")
+        with db.transaction() as cur:
+            for r in results:
+                if not r.get("ok"):
+                    store.fail_unfinished(video_id, [r["moment_id"]], str(r.get("error") or "clip failed"),
+                                          cur=cur)
+            store.update_run(video_id, execution, status="complete", cur=cur)
+            deliveries = _emit_clip_events(cur, [str(r["moment_id"]) for r in results], execution)
+    webhooks.start_deliveries(deliveries)
     ready = sum(1 for r in results if r.get("ok"))
     return {"video_id": video_id, "clips": len(results), "ready": ready}
 
 
 def mark_failed(event: Envelope) -> dict:
-    """The run failed outside a single clip: record why, fail the clips it left unfinished."""
+    """The run failed outside a single clip: record why, fail the clips it left unfinished.
+
+    The clips failed by this transition emit clip.failed in its transaction (a retry fails none again).
+    """
     video_id, execution = event["video_id"], event.get("execution")
     error = event.get("error") or {}
     reason = f"{error.get('Error', 'Error')}: {_cause(error.get('Cause'))}"[:500]
-    store.update_run(video_id, execution, status="failed", error=reason)
     ids = [str(m["id"]) for m in store.moments_of(video_id)]
-    store.fail_unfinished(video_id, ids, reason)
+    with db.transaction() as cur:
+        store.update_run(video_id, execution, status="failed", error=reason, cur=cur)
+        failed = store.fail_unfinished(video_id, ids, reason, cur=cur)
+        deliveries = _emit_clip_events(cur, failed, execution)
+    webhooks.start_deliveries(deliveries)
     return {"video_id": video_id, "failed": True, "reason": reason}
+
+
+def _emit_clip_events(cur: Any, moment_ids: list[str], execution: str | None) -> list[str]:
+    """clip.ready / clip.failed for those of these clips that are ready or failed; the deliveries to start.
+
+    A failed clip's event carries the public reason only (the detail is the platform admins').
+    """
+    deliveries: list[str] = []
+    for moment in store.clips_for_events(cur, moment_ids):
+        if moment["clip_status"] == "ready":
+            deliveries += webhooks.emit(cur, moment["stream_id"], "clip.ready", moment["id"],
+                                        webhooks.clip_payload(moment), execution)
+        elif moment["clip_status"] == "failed":
+            deliveries += webhooks.emit(cur, moment["stream_id"], "clip.failed", moment["id"],
+                                        webhooks.clip_payload(moment, reason=failures.public_reason(
+                                            None, failed=True)), execution)
+    return deliveries
 
 
 def _video(video_id: str) -> dict:

@@ -35,9 +35,13 @@ def run_of(video_id: str) -> dict | None:
 
 def update_run(video_id: str, execution_name: str | None = None, *, status: str | None = None,
                error: str | None = None, analysis: dict | None = None,
-               execution_arn: str | None = None) -> bool:
-    """Set fields of the video's run (of that execution, when named); False if it is not current."""
-    return db.execute(
+               execution_arn: str | None = None, cur: Any = None) -> bool:
+    """Set fields of the video's run (of that execution, when named); False if it is not current.
+
+    With `cur`, inside that transaction (a transition that also emits webhooks).
+    """
+    return _execute(
+        cur,
         "UPDATE moment_runs SET status = coalesce(%(status)s, status), error = coalesce(%(error)s, error),"
         " analysis = coalesce(%(analysis)s::jsonb, analysis),"
         " execution_arn = coalesce(%(arn)s, execution_arn),"
@@ -93,12 +97,24 @@ def set_clip(moment_id: str, **fields: Any) -> dict | None:
         {**fields, "id": moment_id})
 
 
-def fail_unfinished(video_id: str, moment_ids: list[str], error: str) -> int:
-    """Clips of a run that did not become ready are failed with the run's reason."""
-    return db.execute(
-        "UPDATE moments SET clip_status = 'failed', clip_error = coalesce(clip_error, %s),"
-        " updated_at = now() WHERE video_id = %s AND id::text = ANY(%s)"
-        " AND clip_status IN ('pending', 'extracting')", (error, video_id, moment_ids))
+def fail_unfinished(video_id: str, moment_ids: list[str], error: str, cur: Any = None) -> list[str]:
+    """Clips of a run that did not become ready are failed with the run's reason; the ids failed now."""
+    sql = ("UPDATE moments SET clip_status = 'failed', clip_error = coalesce(clip_error, %s),"
+           " updated_at = now() WHERE video_id = %s AND id::text = ANY(%s)"
+           " AND clip_status IN ('pending', 'extracting') RETURNING id")
+    params = (error, video_id, list(moment_ids))
+    if cur is None:
+        return [str(r["id"]) for r in db.fetch_all(sql, params)]
+    cur.execute(sql, params)
+    return [str(r["id"]) for r in cur.fetchall()]
+
+
+def clips_for_events(cur: Any, moment_ids: list[str]) -> list[dict]:
+    """These moments with their video's stream (not of a deleted video), in the caller's transaction."""
+    cur.execute(
+        "SELECT m.*, v.stream_id FROM moments m JOIN videos v ON v.id = m.video_id"
+        " WHERE m.id::text = ANY(%s) AND v.deleted_at IS NULL ORDER BY m.start_s, m.id", (list(moment_ids),))
+    return cur.fetchall()
 
 
 def words_of(video_id: str) -> list[dict]:
@@ -107,3 +123,11 @@ def words_of(video_id: str) -> list[dict]:
                         (video_id,))
     return [{"word": w["word"], "start": float(w["start"]), "end": float(w["end"]),
              "probability": w.get("probability")} for r in rows for w in (r["words"] or [])]
+
+
+def _execute(cur: Any, sql: str, params: Any) -> int:
+    """One statement in the caller's transaction when given one, else in its own; the row count."""
+    if cur is None:
+        return db.execute(sql, params)
+    cur.execute(sql, params)
+    return cur.rowcount

@@ -147,8 +147,9 @@ PIPELINE_FUNCTIONS: dict[str, FunctionSpec] = {
     "clips_extract_clip": FunctionSpec(
         image=True, ephemeral_mb=2048, grants=("read-raw", "write-clips", "replace-clips"),
         why="frame-accurate clip cut with FFmpeg: image"),
-    "clips_finish_extraction": FunctionSpec(why="records the extraction's outcome (database only)"),
-    "clips_mark_extraction_failed": FunctionSpec(why="records the failure (database only)"),
+    "clips_finish_extraction": FunctionSpec(grants=_EMITS,
+                                            why="records the extraction's outcome; clip.ready/clip.failed"),
+    "clips_mark_extraction_failed": FunctionSpec(grants=_EMITS, why="records the failure; clip.failed"),
     # The WebSocket API's routes (app.live_*, chalicelib/live.py; Chalice names their functions
     # websocket_connect/message/disconnect): sign-in, subscriptions, answers on the socket.
     "websocket_connect": FunctionSpec(grants=("jwt",), why="$connect: checks the access token, records the connection"),

@@ -167,3 +167,47 @@ def test_the_document_states_the_request_rules(client):
 
 
 # Fuzzing every operation (schemathesis) lives in tests/reliability/test_requests.py.
+
+
+def test_the_webhook_routes_answer_what_the_document_states(client, sign_in):
+    """Real answers of the webhook routes validate against their documented schemas, and the
+    create operation documents the event body and the three signature headers."""
+    from chalicelib import db
+
+    doc = json.loads(client.http.get("/openapi.json").body)
+    me = sign_in()
+    _, stream = call(client, "POST", "/streams", me, {"name": "Hooks"})
+    base = f"/streams/{stream['id']}/webhooks"
+    create = doc["paths"]["/streams/{stream_id}/webhooks"]["post"]
+    for header in ("Clipstream-Webhook-Id", "Clipstream-Webhook-Timestamp", "Clipstream-Webhook-Signature"):
+        assert header in create["description"]
+    assert set(create["responses"]) >= {"201", "400", "401", "403", "404", "409"}
+    good = {"url": "https://1.1.1.1/hook", "events": ["clip.ready", "video.ready", "video.ready"]}
+    for body, documented in ((good, True), ({**good, "secret": "mine"}, False), ({**good, "events": []}, False),
+                             ({**good, "events": ["video.exploded"]}, False), ({"events": ["clip.ready"]}, False)):
+        assert _accepts(doc, _body_schema(doc, "POST", "/streams/{stream_id}/webhooks"), body) == documented
+        status, answer = call(client, "POST", base, me, body)
+        assert status == (201 if documented else 400), (body, status, answer)
+    schemas = "#/components/schemas/"
+    assert _accepts(doc, {"$ref": schemas + "WebhookCreated"}, answer := call(client, "POST", base, me, good)[1])
+    assert answer["events"] == ["clip.ready", "video.ready"]
+    status, listed = call(client, "GET", base, me)
+    assert status == 200 and _accepts(doc, {"$ref": schemas + "WebhookList"}, listed)
+    assert not _accepts(doc, {"$ref": schemas + "WebhookCreated"}, listed["webhooks"][0])   # no secret listed
+    # A delivery with a failed attempt, as the delivery machine records it; then its replay (202).
+    event = db.fetch_one("INSERT INTO webhook_events (stream_id, type, subject_id, payload)"
+                         " VALUES (%s, 'clip.ready', gen_random_uuid(), '{}') RETURNING id", (stream["id"],))
+    delivery = db.fetch_one("INSERT INTO webhook_deliveries (event_id, endpoint_id, status, finished_at)"
+                            " VALUES (%s, %s, 'failed', now()) RETURNING id", (event["id"], answer["id"]))
+    db.execute("INSERT INTO webhook_attempts (delivery_id, status_code, error, duration_ms)"
+               " VALUES (%s, NULL, 'connection refused', 12)", (delivery["id"],))
+    status, deliveries = call(client, "GET", f"{base}/{answer['id']}/deliveries", me)
+    assert status == 200 and _accepts(doc, {"$ref": schemas + "WebhookDeliveryList"}, deliveries)
+    assert deliveries["deliveries"][0]["attempts"][0]["status_code"] is None
+    # The replay's attempt must reach no real host: a private address is refused before any connection.
+    db.execute("UPDATE webhook_endpoints SET url = 'https://10.0.0.1/hook' WHERE id = %s", (answer["id"],))
+    status, replay = call(client, "POST", f"{base}/{answer['id']}/deliveries/{delivery['id']}/replay", me)
+    assert status == 202 and _accepts(doc, {"$ref": schemas + "WebhookDelivery"}, replay)
+    assert call(client, "DELETE", f"{base}/{answer['id']}", me)[0] == 204      # its retries end: "gone"
+    replay_op = doc["paths"]["/streams/{stream_id}/webhooks/{webhook_id}/deliveries/{delivery_id}/replay"]["post"]
+    assert "202" in replay_op["responses"] and "200" not in replay_op["responses"]

@@ -220,6 +220,165 @@ def test_a_not_a_video_upload_sends_video_failed_and_a_redirect_is_a_failed_atte
     assert attempts[0]["status_code"] is None and "redirect" in attempts[0]["error"]
 
 
+def test_the_same_clip_twice_in_a_stream_sends_video_duplicate_naming_the_original_never_across_streams(
+        client, crew, receiver, clips, make_stream):
+    from chalicelib import db
+    from chalicelib.pipeline import progress
+
+    hook = _register(client, crew, receiver.url("/dup"), ["video.duplicate", "video.ready"])
+    first = _upload(client, crew, clips[2].read_bytes())
+    assert wait_for_final(first)["status"] == "complete"
+    second = _upload(client, crew, clips[2].read_bytes())
+    row = wait_for_final(second, 120)
+    assert row["status"] == "duplicate" and str(row["duplicate_of"]) == first
+    got = wait_for(lambda: [r for r in receiver.at("/dup") if json.loads(r["body"])["type"] == "video.duplicate"],
+                   timeout_s=60)
+    wait_for(lambda: [d["status"] for d in _deliveries(client, crew, hook["id"])] == ["succeeded"] * 2, timeout_s=30)
+    time.sleep(1.5)
+    types = sorted(json.loads(r["body"])["type"] for r in receiver.at("/dup"))
+    assert types == ["video.duplicate", "video.ready"]          # first: ready; second: duplicate, once
+    event = json.loads(got[0]["body"])
+    assert event["data"]["video_id"] == second and event["data"]["duplicate_of"] == first
+    assert event["data"]["status"] == "duplicate" and event["data"]["similarity"] == 1.0
+    assert verify(hook["secret"], got[0]["headers"], got[0]["body"])
+
+    # The same bytes in another stream of the same admin: processed, not a duplicate; its
+    # endpoint hears video.ready only, and no event of that stream names the first stream's video.
+    other = make_stream({"id": crew["admin"]["user"]["id"]}, name="Elsewhere")
+    status, theirs = call(client, "POST", f"/streams/{other['id']}/webhooks", crew["admin"],
+                          {"url": receiver.url("/dup-other"), "events": ["video.duplicate", "video.ready"]})
+    assert status == 201
+    db.execute("INSERT INTO stream_members (stream_id, user_id, role) VALUES (%s, %s, 'creator')",
+               (other["id"], crew["creator"]["user"]["id"]))
+    elsewhere = _upload(client, {**crew, "sid": str(other["id"])}, clips[2].read_bytes())
+    assert wait_for_final(elsewhere, 120)["status"] == "complete"
+    got = wait_for(lambda: receiver.at("/dup-other"), timeout_s=60)
+    time.sleep(1.5)
+    assert [json.loads(r["body"])["type"] for r in receiver.at("/dup-other")] == ["video.ready"]
+    assert first not in got[0]["body"].decode() and second not in got[0]["body"].decode()
+    # Were a transition ever to flag it against a video of another stream, the event would not name it.
+    progress.mark_duplicate(elsewhere, first, 1.0, "cross-stream-check")
+    flagged = db.fetch_one("SELECT payload FROM webhook_events WHERE subject_id = %s AND type = 'video.duplicate'",
+                           (elsewhere,))
+    assert flagged["payload"]["duplicate_of"] is None and first not in json.dumps(flagged["payload"])
+    assert db.fetch_one("SELECT count(*) AS n FROM webhook_events WHERE stream_id = %s AND payload::text LIKE %s",
+                        (other["id"], f"%{first}%"))["n"] == 0
+
+
+def _processed_video(crew, make_video, s3, clip: Path | None) -> str:
+    """A video of the crew's stream marked processed, with (or without) its upload in the bucket."""
+    from chalicelib import db
+
+    video = make_video({"id": crew["sid"]}, {"id": crew["creator"]["user"]["id"]})
+    db.execute("UPDATE videos SET processing_index = 0, status = 'complete', fps = 30, duration_s = 2,"
+               " audio_codec = 'aac' WHERE id = %s", (video["id"],))
+    if clip:
+        s3.put_object(Bucket="clipstream", Key=video["raw_key"], Body=clip.read_bytes())
+    return str(video["id"])
+
+
+def _run_clips_machine(sfn, stack, vid: str, name: str, **payload) -> dict:
+    from chalicelib.moments import store
+
+    assert store.claim_run(vid, None, name)
+    arn = sfn.start_execution(stateMachineArn=stack.env["CLIPS_STATE_MACHINE_ARN"], name=name,
+                              input=json.dumps({"video_id": vid, "execution": name, **payload}))["executionArn"]
+    return wait_for(lambda: (d := sfn.describe_execution(executionArn=arn))["status"] != "RUNNING" and d, 120)
+
+
+def _events_of(subject: str) -> list[dict]:
+    from chalicelib import db
+    return db.fetch_all("SELECT id, type FROM webhook_events WHERE subject_id = %s ORDER BY type", (subject,))
+
+
+def test_the_clips_machine_sends_one_signed_clip_ready_and_a_failed_clip_sends_clip_failed(
+        client, crew, receiver, clips, make_video, make_stream, s3, sfn, stack):
+    from chalicelib import db, failures
+    from chalicelib.moments import steps, store
+
+    ready_hook = _register(client, crew, receiver.url("/clip-ready"), ["clip.ready"])
+    failed_hook = _register(client, crew, receiver.url("/clip-failed"), ["clip.failed"])
+    other = make_stream({"id": crew["admin"]["user"]["id"]}, name="Not this one")
+    status, theirs = call(client, "POST", f"/streams/{other['id']}/webhooks", crew["admin"],
+                          {"url": receiver.url("/clip-other"), "events": ["clip.ready", "clip.failed"]})
+    assert status == 201
+    vid = _processed_video(crew, make_video, s3, clips[1])
+    good, outside = store.replace_moments(vid, [
+        {"start_time": 0.5, "end_time": 1.5, "title": "the good bit", "score": 0.9, "reason": "test"},
+        {"start_time": 1.0, "end_time": 1.8, "title": "b", "score": 0.5, "reason": "test"}])
+    db.execute("UPDATE moments SET start_s = 40, end_s = 42 WHERE id = %s", (outside,))   # past the end
+    name = f"{vid}-hooks"
+    assert _run_clips_machine(sfn, stack, vid, name, generate=False, moment_ids=[good, outside])["status"] == "SUCCEEDED"
+    assert store.moment(good)["clip_status"] == "ready" and store.moment(outside)["clip_status"] == "failed"
+
+    ready = wait_for(lambda: receiver.at("/clip-ready"), timeout_s=60)
+    failed = wait_for(lambda: receiver.at("/clip-failed"), timeout_s=60)
+    for hook in (ready_hook, failed_hook):
+        wait_for(lambda: [d["status"] for d in _deliveries(client, crew, hook["id"])] == ["succeeded"], timeout_s=30)
+    time.sleep(1.5)
+    assert len(receiver.at("/clip-ready")) == 1 and len(receiver.at("/clip-failed")) == 1
+    event = json.loads(ready[0]["body"])
+    assert event["type"] == "clip.ready" and event["stream_id"] == crew["sid"]
+    data = event["data"]
+    assert (data["moment_id"], data["video_id"], data["stream_id"], data["status"]) == (good, vid, crew["sid"], "ready")
+    assert data["title"] == "the good bit" and data["clip_url"].endswith(f"/clips/{good}/stream")
+    assert abs(data["duration"] - 1.0) < 0.1 and "clips/" + vid not in ready[0]["body"].decode()
+    assert ready[0]["headers"]["Clipstream-Webhook-Id"] == event["id"]
+    assert verify(ready_hook["secret"], ready[0]["headers"], ready[0]["body"])
+    assert not verify(failed_hook["secret"], ready[0]["headers"], ready[0]["body"])
+    # The clip.ready endpoint hears it from the real machine: play it to be sure it is a clip.
+    status, _ = call(client, "GET", f"/clips/{good}/stream", crew["viewer"])
+    assert status == 302
+
+    gone = json.loads(failed[0]["body"])
+    # Both bodies are what the OpenAPI document's WebhookEvent says.
+    from tests.api.test_openapi import _accepts
+    doc = json.loads(client.http.get("/openapi.json").body)
+    assert all(_accepts(doc, {"$ref": "#/components/schemas/WebhookEvent"}, e) for e in (event, gone))
+    assert gone["type"] == "clip.failed" and gone["data"]["moment_id"] == outside
+    assert gone["data"]["status"] == "failed" and gone["data"]["clip_url"] is None
+    # The public reason only: FFmpeg's words stay with the platform admins.
+    assert gone["data"]["reason"] == failures.PROCESSING_FAILED
+    assert "no video between" not in failed[0]["body"].decode()
+    assert verify(failed_hook["secret"], failed[0]["headers"], failed[0]["body"])
+
+    # A retried FinishExtraction (same execution) emits nothing new and delivers nothing twice.
+    steps.finish({"video_id": vid, "execution": name, "moment_ids": [good, outside],
+                  "clips": [{"moment_id": good, "ok": True}, {"moment_id": outside, "ok": False, "error": "x"}]})
+    assert [e["type"] for e in _events_of(good)] == ["clip.ready"]
+    assert [e["type"] for e in _events_of(outside)] == ["clip.failed"]
+    assert len(_deliveries(client, crew, ready_hook["id"])) == 1
+    assert len(_deliveries(client, crew, failed_hook["id"])) == 1
+    # Another stream's endpoint heard nothing of this stream's clips.
+    status, listed = call(client, "GET", f"/streams/{other['id']}/webhooks/{theirs['id']}/deliveries", crew["admin"])
+    assert status == 200 and listed["deliveries"] == [] and receiver.at("/clip-other") == []
+
+
+def test_a_failed_clip_run_sends_clip_failed_for_the_clips_it_left_unfinished(
+        client, crew, receiver, make_video, s3, sfn, stack):
+    from chalicelib.moments import steps, store
+
+    hook = _register(client, crew, receiver.url("/run-failed"), ["clip.failed", "clip.ready"])
+    vid = _processed_video(crew, make_video, s3, None)                  # the upload is missing
+    [pending] = store.replace_moments(vid, [
+        {"start_time": 0.2, "end_time": 1.2, "title": "never cut", "score": 0.7, "reason": "test"}])
+    name = f"{vid}-hooks-failed"
+    assert _run_clips_machine(sfn, stack, vid, name, generate=True, moment_ids=[])["status"] == "FAILED"
+    assert store.moment(pending)["clip_status"] == "failed"
+    got = wait_for(lambda: receiver.at("/run-failed"), timeout_s=60)
+    wait_for(lambda: [d["status"] for d in _deliveries(client, crew, hook["id"])] == ["succeeded"], timeout_s=30)
+    event = json.loads(got[0]["body"])
+    assert event["type"] == "clip.failed" and event["data"]["moment_id"] == pending
+    assert event["data"]["video_id"] == vid and event["data"]["reason"]
+    assert "analysed" not in got[0]["body"].decode()               # the run's detail is not sent
+    assert verify(hook["secret"], got[0]["headers"], got[0]["body"])
+    # MarkExtractionFailed retried: no second event, no second delivery.
+    steps.mark_failed({"video_id": vid, "execution": name, "error": {"Error": "RuntimeError", "Cause": "again"}})
+    assert [e["type"] for e in _events_of(pending)] == ["clip.failed"]
+    time.sleep(1.5)
+    assert len(receiver.at("/run-failed")) == 1 and len(_deliveries(client, crew, hook["id"])) == 1
+
+
 @pytest.mark.attack
 def test_private_and_malformed_urls_are_refused_and_nothing_is_stored(client, crew, receiver):
     from chalicelib import db
