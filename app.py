@@ -27,8 +27,11 @@ from chalicelib.errors import AuthenticationError
 
 app = Chalice(app_name="clipstream")
 app.api.binary_types.extend(uploads.BINARY_TYPES)
-# Log context (correlation ids, cold start): observability.lambda_middleware, registered below.
 
+
+# ---------------------------------------------------------------- middleware
+# Chalice wraps them in the order they are registered here: the first is the outermost.
+# An HTTP request passes contract_errors → route_role → lambda_middleware → rate_limits → route.
 
 @app.middleware("http")
 def contract_errors(event: Any, get_response: Any) -> Response:
@@ -43,6 +46,21 @@ def route_role(event: Any, get_response: Any) -> Response:
         return get_response(event)
     with aws.acting_as(credentials):
         return get_response(event)
+
+
+# Log context (correlation ids, cold start) for every event: HTTP, S3, Step Functions, WebSocket.
+app.register_middleware(ConvertToMiddleware(observability.lambda_middleware))
+
+
+# Uploads started, a metric (the S3 trigger).
+@app.middleware("s3")
+def count_uploads(event: Any, get_response: Any) -> Any:
+    return observability.uploads_started(get_response(event))
+
+
+@app.middleware("http")
+def rate_limits(event: Any, get_response: Any) -> Response:
+    return ratelimit.refusal(event) or get_response(event)
 
 
 # ---------------------------------------------------------------- system
@@ -384,7 +402,6 @@ def admin_duplicates() -> dict:
     return processing.duplicates(_user(), *paging(app.current_request), kind)
 
 
-
 # ---------------------------------------------------------------- video details, social, files, shares, system
 
 @app.route("/videos", methods=["GET"])
@@ -581,16 +598,7 @@ def sync_pull() -> dict:
     return sync.get_sync(_user(), app.current_request.query_params or {})
 
 
-
-# ---------------------------------------------------------------- playback delivery, metrics and console
-
-app.register_middleware(ConvertToMiddleware(observability.lambda_middleware))
-
-
-@app.middleware("s3")
-def count_uploads(event: Any, get_response: Any) -> Any:
-    return observability.uploads_started(get_response(event))
-
+# ---------------------------------------------------------------- playback fallback, metrics and console
 
 @app.route("/api/videos/{video_id}/stream/{quality}", methods=["GET"], cors=True)
 @handles_errors
@@ -626,13 +634,7 @@ def console_graph() -> dict:
     return console.graph(_user())
 
 
-
-# ---------------------------------------------------------------- analytics, moderation and rate limits
-
-@app.middleware("http")
-def rate_limits(event: Any, get_response: Any) -> Response:
-    return ratelimit.refusal(event) or get_response(event)
-
+# ---------------------------------------------------------------- analytics and moderation
 
 @app.route("/videos/{video_id}/views", methods=["POST"])
 @handles_errors
@@ -774,7 +776,6 @@ def webhooks_deliveries(stream_id: str, webhook_id: str) -> dict:
 def webhooks_replay(stream_id: str, webhook_id: str, delivery_id: str) -> Response:
     body = webhooks.replay_delivery(_user(), stream_id, webhook_id, delivery_id)
     return Response(body=body, status_code=202)
-
 
 
 # ---------------------------------------------------------------- upload trigger
