@@ -1,0 +1,232 @@
+"""Time to playable at AWS scale, simulated from executions measured here (issue 19, item 3).
+
+An execution is a tree of what ran (Seq, Par, Map, Task: the shape of
+stepfunctions/pipeline.asl.json); every Task carries what was measured for its
+Lambda invocation on this machine: wall time, CPU seconds of its FFmpeg
+children and of its own process threads, and the bytes it moved to and from S3.
+The model replays the tree with each Task's duration as it would be on Lambda:
+
+    task = transition + cold start (every invocation, worst case)
+         + S3 bytes / per-function S3 throughput + S3 requests x request latency
+         + FFmpeg CPU / min(vCPUs, ffmpeg_threads)   (x264 spreads over the cores it gets)
+         + in-process CPU / min(vCPUs, 1)            (Python and the ML runtimes: one core)
+
+with vCPUs = memory / 1,769 MB, and 6 at 10,240 MB, as AWS documents for
+Lambda. Seq adds, Par takes its slowest branch, Map packs its items into
+`concurrency` slots in order (a new item starts on the first slot to free up).
+The critical path is the tree's duration; playable = processing_index 0, i.e.
+after Finalize, the last Task.
+
+Pure arithmetic, no I/O: tests/bench/test_aws_sim.py checks it on hand-made trees.
+"""
+from __future__ import annotations
+
+import heapq
+from dataclasses import asdict, dataclass, field, replace
+from typing import Union
+
+MB_PER_VCPU = 1769
+MAX_VCPUS = 6.0
+MAX_MEMORY_MB = 10240
+
+
+def vcpus(memory_mb: int) -> float:
+    """vCPUs Lambda gives a function of this memory size: 1 per 1,769 MB, and 6 at the
+    10,240 MB maximum (where the ratio alone would say 5.79)."""
+    if memory_mb >= MAX_MEMORY_MB:
+        return MAX_VCPUS
+    return min(MAX_VCPUS, memory_mb / MB_PER_VCPU)
+
+
+@dataclass(frozen=True)
+class Params:
+    """The model's stated parameters (printed beside every figure)."""
+    cold_start_image_s: float = 1.5       # container image function, first invocation of a sandbox
+    cold_start_zip_s: float = 0.5         # zip function (+ layer)
+    transition_s: float = 0.05            # Step Functions Standard: state entry to Lambda start
+    s3_mb_per_s: float = 80.0             # one Lambda's GET/PUT throughput (MB/s, per function)
+    s3_request_s: float = 0.02            # first-byte latency per S3 request
+    ffmpeg_threads: float = 6.0           # how many vCPUs one FFmpeg ladder keeps busy
+    in_process_threads: float = 1.0       # Python + CTranslate2/ONNX as run here: one core
+    map_concurrency: int = 40             # infra/aws/functions.py CHUNK_CONCURRENCY
+
+
+@dataclass(frozen=True)
+class Task:
+    name: str
+    function: str
+    wall_s: float = 0.0                   # measured here (diagnostic; the model does not use it)
+    ffmpeg_cpu_s: float = 0.0
+    process_cpu_s: float = 0.0
+    s3_bytes: int = 0
+    s3_requests: int = 0
+
+
+@dataclass(frozen=True)
+class Seq:
+    steps: tuple
+
+
+@dataclass(frozen=True)
+class Par:
+    branches: tuple
+
+
+@dataclass(frozen=True)
+class Map:
+    items: tuple
+    concurrency: int | None = None        # None: Params.map_concurrency
+
+
+Node = Union[Task, Seq, Par, Map]
+
+
+@dataclass(frozen=True)
+class Function:
+    memory_mb: int
+    image: bool
+
+
+def task_seconds(task: Task, fn: Function, p: Params) -> float:
+    """One invocation's duration on Lambda under the model."""
+    cpus = vcpus(fn.memory_mb)
+    cold = p.cold_start_image_s if fn.image else p.cold_start_zip_s
+    s3 = task.s3_bytes / (p.s3_mb_per_s * 1e6) + task.s3_requests * p.s3_request_s
+    ffmpeg = task.ffmpeg_cpu_s / min(cpus, p.ffmpeg_threads) if task.ffmpeg_cpu_s else 0.0
+    proc = task.process_cpu_s / min(cpus, p.in_process_threads) if task.process_cpu_s else 0.0
+    return p.transition_s + cold + s3 + ffmpeg + proc
+
+
+def makespan(durations: list[float], slots: int) -> float:
+    """Items started in order, each on the first slot to free up (a Map with MaxConcurrency)."""
+    if not durations:
+        return 0.0
+    free = [0.0] * max(1, min(slots, len(durations)))
+    heapq.heapify(free)
+    end = 0.0
+    for d in durations:
+        start = heapq.heappop(free)
+        end = max(end, start + d)
+        heapq.heappush(free, start + d)
+    return end
+
+
+def duration(node: Node, functions: dict[str, Function], p: Params, *, measured: bool = False) -> float:
+    """The node's critical path: simulated, or (measured=True) from the Tasks' local wall times."""
+    if isinstance(node, Task):
+        return node.wall_s if measured else task_seconds(node, functions[node.function], p)
+    if isinstance(node, Seq):
+        return sum(duration(s, functions, p, measured=measured) for s in node.steps)
+    if isinstance(node, Par):
+        return max((duration(b, functions, p, measured=measured) for b in node.branches), default=0.0)
+    if isinstance(node, Map):
+        slots = node.concurrency or p.map_concurrency
+        return makespan([duration(i, functions, p, measured=measured) for i in node.items], slots)
+    raise TypeError(f"not an execution node: {node!r}")
+
+
+def critical_tasks(node: Node, functions: dict[str, Function], p: Params) -> list[str]:
+    """The Task names on the simulated critical path (for a Map: its slowest item)."""
+    if isinstance(node, Task):
+        return [node.name]
+    if isinstance(node, Seq):
+        return [n for s in node.steps for n in critical_tasks(s, functions, p)]
+    children = node.branches if isinstance(node, Par) else node.items
+    if not children:
+        return []
+    slowest = max(children, key=lambda c: duration(c, functions, p))
+    return critical_tasks(slowest, functions, p)
+
+
+def tasks(node: Node) -> list[Task]:
+    if isinstance(node, Task):
+        return [node]
+    children = node.steps if isinstance(node, Seq) else node.branches if isinstance(node, Par) else node.items
+    return [t for c in children for t in tasks(c)]
+
+
+# ---------------------------------------------------------------- from measured invocations
+
+# Function names of the pipeline (app.py handlers) -> the state they run.
+LADDER_SINGLE = "pipeline_transcode"
+LADDER_PLAN, LADDER_CHUNK, LADDER_STITCH = ("pipeline_transcode_plan", "pipeline_transcode_chunk",
+                                            "pipeline_transcode_stitch")
+
+
+def execution_tree(invocations: list[Task], shape: str, map_concurrency: int | None = None) -> Node:
+    """The execution's tree from its invocations (in start order), as pipeline.asl.json runs them.
+
+    serial: Dedup -> Transcode -> Transcribe -> Embed -> Finalize.
+    fanout: Dedup -> Parallel[LadderPlan -> (Ladder | Map(chunks) -> LadderStitch)
+                              | Speech -> Analysis] -> Finalize.
+    """
+    by_fn: dict[str, list[Task]] = {}
+    for t in invocations:
+        by_fn.setdefault(t.function, []).append(t)
+
+    def one(fn: str) -> list[Task]:
+        return by_fn.get(fn, [])[:1]
+
+    head = one("pipeline_dedup")
+    tail = one("pipeline_finalize")
+    speech = [*one("pipeline_transcribe"), *one("pipeline_embed")]
+    if shape == "serial":
+        return Seq((*head, *one(LADDER_SINGLE), *speech, *tail))
+    if by_fn.get(LADDER_CHUNK):
+        ladder: tuple = (*one(LADDER_PLAN), Map(tuple(by_fn[LADDER_CHUNK]), map_concurrency),
+                         *one(LADDER_STITCH))
+    else:
+        ladder = (*one(LADDER_PLAN), *one(LADDER_SINGLE))
+    return Seq((*head, Par((Seq(ladder), Seq(tuple(speech)))), *tail))
+
+
+def with_map_concurrency(node: Node, concurrency: int | None) -> Node:
+    if isinstance(node, Task):
+        return node
+    if isinstance(node, Seq):
+        return Seq(tuple(with_map_concurrency(s, concurrency) for s in node.steps))
+    if isinstance(node, Par):
+        return Par(tuple(with_map_concurrency(b, concurrency) for b in node.branches))
+    return replace(node, items=tuple(with_map_concurrency(i, concurrency) for i in node.items),
+                   concurrency=concurrency)
+
+
+def report(node: Node, functions: dict[str, Function], p: Params) -> dict:
+    """Measured and simulated critical path, per Task and in total, with the parameters."""
+    per_task = []
+    for t in tasks(node):
+        fn = functions[t.function]
+        per_task.append({"state": t.name, "function": t.function, "memory_mb": fn.memory_mb,
+                         "vcpus": round(vcpus(fn.memory_mb), 2), "image": fn.image,
+                         "measured_wall_s": round(t.wall_s, 3), "ffmpeg_cpu_s": round(t.ffmpeg_cpu_s, 3),
+                         "process_cpu_s": round(t.process_cpu_s, 3), "s3_mb": round(t.s3_bytes / 1e6, 2),
+                         "s3_requests": t.s3_requests,
+                         "simulated_s": round(task_seconds(t, fn, p), 3)})
+    return {"measured_critical_path_s": round(duration(node, functions, p, measured=True), 3),
+            "simulated_s": round(duration(node, functions, p), 3),
+            "critical_path": critical_tasks(node, functions, p),
+            "tasks": per_task, "params": asdict(p)}
+
+
+@dataclass
+class Totals:
+    """Accumulates one invocation's measurements (the bench's probes add to it from any thread)."""
+    function: str
+    started: float = 0.0
+    ended: float = 0.0
+    ffmpeg_cpu_s: float = 0.0
+    ffmpeg_wall_s: float = 0.0
+    thread_cpu_s: float = 0.0
+    s3_bytes: int = 0
+    s3_requests: int = 0
+    s3_wall_s: float = 0.0
+    extra: dict = field(default_factory=dict)
+
+    def task(self, name: str) -> Task:
+        """In-process CPU: the threads' CPU clocks, or, when more, the wall time spent neither in
+        FFmpeg nor in S3 calls (native ML threads are invisible to Python's thread clocks)."""
+        wall = max(0.0, self.ended - self.started)
+        busy = max(0.0, wall - self.ffmpeg_wall_s - self.s3_wall_s)
+        return Task(name=name, function=self.function, wall_s=wall, ffmpeg_cpu_s=self.ffmpeg_cpu_s,
+                    process_cpu_s=max(self.thread_cpu_s, busy), s3_bytes=self.s3_bytes,
+                    s3_requests=self.s3_requests)
