@@ -217,16 +217,33 @@ class Totals:
     ffmpeg_cpu_s: float = 0.0
     ffmpeg_wall_s: float = 0.0
     thread_cpu_s: float = 0.0
+    native_cpu_s: float = 0.0
     s3_bytes: int = 0
     s3_requests: int = 0
     s3_wall_s: float = 0.0
     extra: dict = field(default_factory=dict)
 
     def task(self, name: str) -> Task:
-        """In-process CPU: the threads' CPU clocks, or, when more, the wall time spent neither in
-        FFmpeg nor in S3 calls (native ML threads are invisible to Python's thread clocks)."""
-        wall = max(0.0, self.ended - self.started)
-        busy = max(0.0, wall - self.ffmpeg_wall_s - self.s3_wall_s)
-        return Task(name=name, function=self.function, wall_s=wall, ffmpeg_cpu_s=self.ffmpeg_cpu_s,
-                    process_cpu_s=max(self.thread_cpu_s, busy), s3_bytes=self.s3_bytes,
-                    s3_requests=self.s3_requests)
+        """In-process CPU: the invocation's Python threads plus the native ML threads
+        (CTranslate2, ONNX Runtime) that worked while it ran."""
+        return Task(name=name, function=self.function, wall_s=max(0.0, self.ended - self.started),
+                    ffmpeg_cpu_s=self.ffmpeg_cpu_s, process_cpu_s=self.thread_cpu_s + self.native_cpu_s,
+                    s3_bytes=self.s3_bytes, s3_requests=self.s3_requests)
+
+
+def deployed_functions() -> dict[str, Function]:
+    """Memory and package kind of every pipeline function as the template deploys them:
+    .chalice/config.json's lambda_memory_size, overridden by infra/aws/functions.py."""
+    import json
+    from pathlib import Path
+
+    from infra.aws import functions
+
+    config = json.loads((Path(__file__).resolve().parents[1] / ".chalice" / "config.json").read_text())
+    default = config.get("lambda_memory_size", 128)
+    per_fn = config.get("lambda_functions", {})
+    out = {}
+    for name, spec in functions.PIPELINE_FUNCTIONS.items():
+        memory = spec.memory or per_fn.get(name, {}).get("lambda_memory_size", default)
+        out[name] = Function(memory_mb=int(memory), image=spec.image)
+    return out

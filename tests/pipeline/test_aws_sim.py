@@ -82,10 +82,10 @@ def test_execution_tree_follows_the_state_machine_shapes():
     assert aws_sim.execution_tree(single, "serial") == Seq(tuple(single))
 
 
-def test_totals_count_unseen_native_threads_as_one_busy_core():
+def test_totals_add_python_and_native_thread_cpu():
     t = aws_sim.Totals("pipeline_transcribe", started=10.0, ended=20.0, ffmpeg_wall_s=2.0,
-                       ffmpeg_cpu_s=3.0, thread_cpu_s=1.0, s3_wall_s=1.0, s3_bytes=5, s3_requests=2)
+                       ffmpeg_cpu_s=3.0, thread_cpu_s=1.0, native_cpu_s=4.5, s3_wall_s=1.0, s3_bytes=5,
+                       s3_requests=2)
     task = t.task("Speech")
-    assert (task.wall_s, task.ffmpeg_cpu_s, task.process_cpu_s) == (10.0, 3.0, 7.0)
-    busy_threads = aws_sim.Totals("x", started=0.0, ended=4.0, thread_cpu_s=6.0).task("X")
-    assert busy_threads.process_cpu_s == 6.0
+    assert (task.wall_s, task.ffmpeg_cpu_s, task.process_cpu_s, task.s3_bytes, task.s3_requests) == (
+        10.0, 3.0, 5.5, 5, 2)
