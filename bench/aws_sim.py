@@ -247,3 +247,52 @@ def deployed_functions() -> dict[str, Function]:
         memory = spec.memory or per_fn.get(name, {}).get("lambda_memory_size", default)
         out[name] = Function(memory_mb=int(memory), image=spec.image)
     return out
+
+
+# ---------------------------------------------------------------- replay a stored run (what-if)
+
+def tasks_from_report(rep: dict) -> list[Task]:
+    """The Tasks a report() stored, back as model inputs."""
+    return [Task(name=t["state"], function=t["function"], wall_s=t["measured_wall_s"],
+                 ffmpeg_cpu_s=t["ffmpeg_cpu_s"], process_cpu_s=t["process_cpu_s"],
+                 s3_bytes=int(t["s3_mb"] * 1e6), s3_requests=t["s3_requests"]) for t in rep["tasks"]]
+
+
+def replay(doc: dict, p: Params, memory: dict[str, int] | None = None) -> dict:
+    """Every clip and shape of an aws_sim.json, simulated again under other parameters or memory sizes."""
+    functions = deployed_functions()
+    for name, mb in (memory or {}).items():
+        functions[name] = replace(functions[name], memory_mb=mb)
+    out = {}
+    for clip, entry in doc.get("clips", {}).items():
+        for shape in ("serial", "fanout"):
+            if shape not in entry:
+                continue
+            rep = entry[shape]["simulation"]["map_concurrency_1"]
+            tree = execution_tree(tasks_from_report(rep), shape)
+            out[f"{clip} {shape}"] = {
+                "measured_s": entry[shape]["median_s"],
+                "map_1_s": round(duration(with_map_concurrency(tree, 1), functions, p), 2),
+                f"map_{p.map_concurrency}_s": round(duration(tree, functions, p), 2),
+                "critical_path": critical_tasks(tree, functions, p)}
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    """python -m bench.aws_sim [aws_sim.json] [--memory fn=MB ...]: replay a stored run."""
+    import argparse
+    import json
+    from pathlib import Path
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("path", nargs="?", default=str(Path(__file__).parent / "results" / "aws_sim.json"))
+    parser.add_argument("--memory", action="append", default=[], help="function=MB, e.g. pipeline_dedup=10240")
+    parser.add_argument("--cold-start-image", type=float, default=Params.cold_start_image_s)
+    args = parser.parse_args(argv)
+    doc = json.loads(Path(args.path).read_text())
+    p = Params(cold_start_image_s=args.cold_start_image)
+    memory = {k: int(v) for k, v in (m.split("=", 1) for m in args.memory)}
+    print(json.dumps({"params": asdict(p), "memory_overrides": memory, "runs": replay(doc, p, memory)}, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -89,3 +89,20 @@ def test_totals_add_python_and_native_thread_cpu():
     task = t.task("Speech")
     assert (task.wall_s, task.ffmpeg_cpu_s, task.process_cpu_s, task.s3_bytes, task.s3_requests) == (
         10.0, 3.0, 5.5, 5, 2)
+
+
+def test_a_stored_run_replays_with_other_memory_sizes():
+    chunks = [Task(f"c{i}", "pipeline_transcode_chunk", ffmpeg_cpu_s=12.0) for i in range(2)]
+    inv = [Task("d", "pipeline_dedup", process_cpu_s=1.0), Task("p", "pipeline_transcode_plan"), *chunks,
+           Task("s", "pipeline_transcode_stitch"), Task("t", "pipeline_transcribe"), Task("e", "pipeline_embed"),
+           Task("f", "pipeline_finalize")]
+    fns = aws_sim.deployed_functions()
+    tree = aws_sim.execution_tree(inv, "fanout")
+    rep = aws_sim.report(aws_sim.with_map_concurrency(tree, 1), fns, BARE)
+    doc = {"clips": {"x": {"fanout": {"median_s": 9.0, "simulation": {"map_concurrency_1": rep}}}}}
+    base = aws_sim.replay(doc, BARE)["x fanout"]
+    # Dedup at 1,024 MB (0.579 vCPU) -> at 1,769 MB (1 vCPU): its 1 s of CPU shrinks from 1.727 s to 1 s.
+    more = aws_sim.replay(doc, BARE, {"pipeline_dedup": 1769})["x fanout"]
+    assert base["map_40_s"] - more["map_40_s"] == pytest.approx(1769 / 1024 - 1.0, abs=0.011)
+    # Two 12 s chunks at 6 vCPUs: 2 s each, side by side at 40, one after the other at 1.
+    assert base["map_1_s"] - base["map_40_s"] == pytest.approx(2.0, abs=0.011)
