@@ -287,9 +287,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("path", nargs="?", default=str(Path(__file__).parent / "results" / "aws_sim.json"))
     parser.add_argument("--memory", action="append", default=[], help="function=MB, e.g. pipeline_dedup=10240")
     parser.add_argument("--cold-start-image", type=float, default=Params.cold_start_image_s)
+    parser.add_argument("--cold-start-zip", type=float, default=Params.cold_start_zip_s)
     args = parser.parse_args(argv)
     doc = json.loads(Path(args.path).read_text())
-    p = Params(cold_start_image_s=args.cold_start_image)
+    p = Params(cold_start_image_s=args.cold_start_image, cold_start_zip_s=args.cold_start_zip)
     memory = {k: int(v) for k, v in (m.split("=", 1) for m in args.memory)}
     print(json.dumps({"params": asdict(p), "memory_overrides": memory, "runs": replay(doc, p, memory)}, indent=2))
 
