@@ -559,9 +559,8 @@ CAPACITY_RESULTS = ROOT / "bench" / "results" / "capacity.json"
 @section("capacity")
 def bench_capacity(stack, client, work: Path) -> None:
     """Statements and their time per hot request and per pipeline run: bench/results/capacity.json."""
-    import requests
     from bench import capacity, invocations
-    from chalicelib import db, ratelimit
+    from chalicelib import ratelimit
     from tests.media import clips as media_clips
 
     me = sign_in(client, stack)
