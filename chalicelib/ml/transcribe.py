@@ -162,11 +162,36 @@ def transcribe(audio_path: str | Path, model: WhisperModel | None = None,
         from chalicelib.media.errors import InvalidMediaError
 
         raise InvalidMediaError(f"cannot decode audio: {exc}"[:300]) from exc
-    out = [_segment(s) for s in segments]
+    out = split_sentences([_segment(s) for s in segments])
     if glossary_entries:
         out = normalize_spelling(out, glossary_entries)
     return Transcript(language=info.language, duration=round(float(info.duration), 3),
                       segments=[s for s in out if s.text])
+
+
+SENTENCE_END = (".", "?", "!")
+
+
+def split_sentences(segments: list[Segment]) -> list[Segment]:
+    """Segments cut after each sentence's last word, timed by their words.
+
+    Whisper's segments run up to 30 s; with hotwords in the prompt it often returns a
+    whole clip as one. Search embeds and snippets segments, and captions show them: a
+    sentence each keeps a phrase's meaning from being averaged away by its neighbours.
+    """
+    out = []
+    for seg in segments:
+        cuts = [i + 1 for i, w in enumerate(seg.words[:-1]) if w.word.endswith(SENTENCE_END)]
+        if not cuts:
+            out.append(seg)
+            continue
+        bounds = [0, *cuts, len(seg.words)]
+        for n, (lo, hi) in enumerate(zip(bounds, bounds[1:])):
+            words = seg.words[lo:hi]
+            out.append(Segment(start=seg.start if n == 0 else words[0].start,
+                               end=seg.end if hi == len(seg.words) else words[-1].end,
+                               text=" ".join(w.word for w in words), words=words))
+    return out
 
 
 def normalize_spelling(segments: list[Segment], entries: list[dict]) -> list[Segment]:
