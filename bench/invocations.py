@@ -9,6 +9,10 @@ after; they wrap, never change, what the product calls:
 - subprocess.Popen: each FFmpeg child is reaped with os.wait4, so its own
   user + system CPU seconds (and its wall time) go to the invocation that ran it;
 - chalicelib.storage's transfers: bytes and requests to and from S3;
+- chalicelib.storage.presigned_get: a URL handed out inside an invocation (a chunk's source
+  for FFmpeg) goes through a counting relay on 127.0.0.1, which forwards each request
+  (its Range header kept) to the signed URL and counts the response bytes FFmpeg took and
+  one S3 request per HTTP request;
 - for the functions that run native ML thread pools (CTranslate2 for Whisper,
   ONNX Runtime for embeddings), the CPU of the process's non-Python threads
   while the invocation ran (/proc/self/task): in this bench only one such
@@ -17,11 +21,15 @@ after; they wrap, never change, what the product calls:
 from __future__ import annotations
 
 import contextlib
+import http.client
 import os
 import subprocess
 import threading
 import time
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Iterator
+from urllib.parse import urlsplit
 
 from bench.aws_sim import Totals
 
@@ -79,6 +87,72 @@ class _CountingBody:
         close = getattr(self._body, "close", None)
         if close:
             close()
+
+
+_RELAYED_HEADERS = ("content-length", "content-range", "content-type", "accept-ranges", "etag",
+                    "last-modified")
+
+
+class _UrlRelay:
+    """Forwards GET/HEAD of presigned URLs, counting what each invocation's FFmpeg fetched."""
+
+    def __init__(self) -> None:
+        self.routes: dict[str, tuple[Any, Totals]] = {}
+        relay = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *a):
+                pass
+
+            def do_HEAD(self):
+                self._forward("HEAD")
+
+            def do_GET(self):
+                self._forward("GET")
+
+            def _forward(self, method: str) -> None:
+                token, _, rest = self.path[1:].partition("/")
+                target, inv = relay.routes[token]
+                conn = (http.client.HTTPSConnection if target.scheme == "https" else http.client.HTTPConnection)(
+                    target.netloc, timeout=60)
+                headers = {k: v for k, v in self.headers.items() if k.lower() == "range"}
+                conn.request(method, "/" + rest, headers=headers)
+                resp = conn.getresponse()
+                inv.s3_requests += 1
+                self.send_response(resp.status)
+                for k, v in resp.getheaders():
+                    if k.lower() in _RELAYED_HEADERS:
+                        self.send_header(k, v)
+                self.end_headers()
+                try:
+                    while method == "GET":
+                        data = resp.read(256 * 1024)
+                        if not data:
+                            break
+                        self.wfile.write(data)
+                        inv.s3_bytes += len(data)
+                except (BrokenPipeError, ConnectionResetError):
+                    self.close_connection = True   # FFmpeg seeked away mid-body
+                finally:
+                    conn.close()
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def wrap(self, url: str, inv: Totals) -> str:
+        parts = urlsplit(url)
+        token = uuid.uuid4().hex
+        self.routes[token] = (parts, inv)
+        query = f"?{parts.query}" if parts.query else ""
+        return f"http://127.0.0.1:{self.server.server_address[1]}/{token}{parts.path}{query}"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
 
 
 @contextlib.contextmanager
@@ -187,6 +261,15 @@ def recording() -> Iterator[list[tuple[str | None, Totals]]]:
     patch(storage, "put_bytes", counted(storage.put_bytes, lambda a, kw, out: len(a[1] if len(a) > 1
                                                                                    else kw.get("body", b""))))
     patch(storage, "upload_stream", counted(storage.upload_stream, lambda a, kw, out: 0))
+    relay = _UrlRelay()
+
+    def presigned_get(key, *a, **kw):
+        url = originals_by_name["presigned_get"](key, *a, **kw)
+        inv = _current()
+        return url if inv is None else relay.wrap(url, inv)
+
+    originals_by_name["presigned_get"] = storage.presigned_get
+    patch(storage, "presigned_get", presigned_get)
     # Handlers already looked up are cached unwrapped: clear the cache while recording.
     emulator.DISPATCHER._handlers.clear()
     try:
@@ -195,6 +278,7 @@ def recording() -> Iterator[list[tuple[str | None, Totals]]]:
         for owner, name, fn in reversed(originals):
             setattr(owner, name, fn)
         emulator.DISPATCHER._handlers.clear()
+        relay.close()
 
 
 def for_video(records: list[tuple[str | None, Totals]], video_id: str) -> list[Totals]:

@@ -3,7 +3,9 @@
 plan() cuts the clip on the ladder's keyframe grid (every hls.SEGMENT_S
 seconds, in frames of the output rate), so every chunk starts where the
 single-pass encode would start a segment anyway. encode_video() encodes one
-chunk's whole ladder, video only, from a seek into the source;
+chunk's whole ladder, video only, from a seek into the source (a local file
+or the upload's presigned URL: with the seek before -i, FFmpeg fetches only
+the container index and the byte ranges of the frames it decodes);
 encode_audio() encodes the audio once, whole (one AAC track per bitrate the
 ladder uses), so audio has no join at all. stitch() concatenates each rung's
 chunks and the audio with -c copy and lets FFmpeg's HLS muxer cut the same
@@ -21,7 +23,7 @@ from pathlib import Path
 
 from chalicelib.media import hls, storyboard
 from chalicelib.media.errors import MediaError
-from chalicelib.media.ffmpeg import CHUNK_PARTS, run_ffmpeg
+from chalicelib.media.ffmpeg import CHUNK_PARTS, run_ffmpeg, upload_policy
 from chalicelib.media.probe import MediaInfo
 
 
@@ -75,6 +77,12 @@ def audio_bitrates(ladder: list[hls.Rendition]) -> list[int]:
     return sorted({r.audio_bitrate for r in ladder})
 
 
+def _source(src: str | Path) -> str:
+    """The -i argument: a presigned http(s) URL as given, a local path made absolute."""
+    src = str(src)
+    return src if src.startswith(("http://", "https://")) else str(Path(src).resolve())
+
+
 def encode_video(src: str | Path, out_dir: str | Path, info: MediaInfo, chunk: Chunk, *,
                  timeout_s: float, preset: str = hls.DEFAULT_PRESET) -> list[str]:
     """Encode one chunk of every rung (video only) into out_dir; the file names written.
@@ -109,7 +117,7 @@ def encode_video(src: str | Path, out_dir: str | Path, info: MediaInfo, chunk: C
     chains += [f"[s{i}]scale={r.width}:{r.height}:flags=bicubic,setsar=1[v{i}]"
                for i, r in enumerate(ladder)]
     args = ["-y", "-ss", f"{seek:.6f}", "-copyts", "-start_at_zero",
-            "-i", str(Path(src).resolve()), "-filter_complex", ";".join(chains)]
+            "-i", _source(src), "-filter_complex", ";".join(chains)]
     force = ",".join(f"{(rel - 0.5) / float(fps):.6f}" if rel else "0" for rel in keys) or "0"
     names = []
     for i, r in enumerate(ladder):
@@ -120,7 +128,7 @@ def encode_video(src: str | Path, out_dir: str | Path, info: MediaInfo, chunk: C
                  "-maxrate", str(r.maxrate), "-bufsize", str(r.bufsize),
                  "-an", "-f", "mp4", name]
         names.append(name)
-    run_ffmpeg(args, timeout_s=timeout_s, cwd=out_dir, capture_stdout=False)
+    run_ffmpeg(args, timeout_s=timeout_s, cwd=out_dir, capture_stdout=False, inputs=upload_policy(_source(src)))
     return names
 
 
@@ -131,13 +139,13 @@ def encode_audio(src: str | Path, out_dir: str | Path, info: MediaInfo, *, timeo
     if not info.has_audio:
         return []
     ladder = hls.plan_ladder(info.width, info.height, info.fps)
-    args = ["-y", "-vn", "-i", str(Path(src).resolve())]
+    args = ["-y", "-vn", "-i", _source(src)]
     names = []
     for bps in audio_bitrates(ladder):
         name = audio_name(bps)
         args += ["-map", "0:a:0", *hls._audio_codec_args(), "-b:a", str(bps), "-f", "mp4", name]
         names.append(name)
-    run_ffmpeg(args, timeout_s=timeout_s, cwd=out_dir, capture_stdout=False)
+    run_ffmpeg(args, timeout_s=timeout_s, cwd=out_dir, capture_stdout=False, inputs=upload_policy(_source(src)))
     return names
 
 

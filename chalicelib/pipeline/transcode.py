@@ -110,6 +110,10 @@ def plan(event: Envelope) -> dict:
                    "has_audio": bool(event.get("has_audio"))}}}
 
 
+# A chunk's presigned source URL outlives its FFmpeg run (the function's 900 s timeout caps it).
+SOURCE_URL_TTL_S = 3600
+
+
 def parts_prefix(video_id: str) -> str:
     """Where the chunks wait for the stitch: under the video's prefix, so a delete removes leftovers."""
     return f"{storage.processed_prefix(video_id)}tmp/chunks/"
@@ -137,9 +141,10 @@ def encode_part(event: Envelope) -> dict:
     video_id, part = event["video_id"], event["part"]
     info = _source_info(event["source"])
     prefix = parts_prefix(video_id)
+    # FFmpeg reads the upload through its presigned URL: a video chunk seeks before -i, so
+    # only the container index and its own byte ranges travel, never the whole upload.
+    src = storage.presigned_get(event["key"], SOURCE_URL_TTL_S)
     with media_io.workdir(video_id) as tmp:
-        src = tmp / f"source.{event['key'].rsplit('.', 1)[-1]}"
-        media_io.download(event["key"], src)
         out = tmp / "parts"
         try:
             if part["part"] == "audio":

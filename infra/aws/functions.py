@@ -51,8 +51,20 @@ TRANSCODE_TIMEOUT_S = 900
 # once (a Standard workflow's inline Map runs up to 40 iterations concurrently).
 CHUNK_MEMORY_MB = 10240
 CHUNK_CONCURRENCY = 40
-# A chunk's /tmp: the whole upload (it seeks in it) and far more than one chunk's outputs.
+# A chunk's /tmp: its outputs only, sized far above one chunk's. FFmpeg reads the upload
+# through its presigned URL with the seek before -i, so only the chunk's byte ranges travel
+# (the audio item streams the whole upload the same way) and nothing of the upload lands in /tmp.
 CHUNK_SIZING_S = 60
+
+# Dedup decodes the whole upload (the signature's frames and the speech WAV) with FFmpeg,
+# on the critical path before anything else starts: at 1,024 MB (0.58 vCPU) that was 16 s of
+# a simulated 39.8 s to playable for 60 s of 1080p (bench/aws_sim.py). At 10,240 MB the
+# decoder's threads get 6 vCPUs: ~1.6 s (the invocation ~5 s instead of ~20 s). It bills
+# ~2.6x the GB-seconds (about 52 against 20 GB-s for that clip: +$0.0005 per 60 s upload at
+# $0.0000166667 per GB-s, ~50 cents per thousand; README "What processing does").
+DEDUP_MEMORY_MB = 10240
+# Finalize streams the MP4 fallbacks (S3 in, S3 out) and parses playlists: one whole vCPU.
+FINALIZE_MEMORY_MB = 1769
 
 
 def transcode_scratch_bytes(duration_s: int = SIZING_DURATION_S) -> int:
@@ -95,7 +107,7 @@ PIPELINE_FUNCTIONS: dict[str, FunctionSpec] = {
     "on_upload": FunctionSpec(grants=("head-raw", "refuse-raw", "start-pipeline"),
                               why="S3 ObjectCreated on raw-uploads/ -> one execution per object"),
     "pipeline_dedup": FunctionSpec(
-        image=True, ephemeral_mb=ephemeral_mb(MAX_UPLOAD_BYTES),
+        image=True, memory=DEDUP_MEMORY_MB, ephemeral_mb=ephemeral_mb(MAX_UPLOAD_BYTES),
         grants=("read-raw", "write-thumbnails", "write-speech-handover", *_STEP),
         why="streams the upload to /tmp (up to 2 GB), probes, fingerprints with FFmpeg + numpy"),
     "pipeline_mark_duplicate": FunctionSpec(grants=("write-thumbnails", "manage-connections", *_EMITS),
@@ -110,7 +122,7 @@ PIPELINE_FUNCTIONS: dict[str, FunctionSpec] = {
         why="plans a long clip's chunks from what dedup recorded (database only); sets the Map's concurrency"),
     "pipeline_transcode_chunk": FunctionSpec(
         image=True, memory=CHUNK_MEMORY_MB, timeout=TRANSCODE_TIMEOUT_S,
-        ephemeral_mb=ephemeral_mb(transcode_scratch_bytes(CHUNK_SIZING_S)),
+        ephemeral_mb=ephemeral_mb(transcode_scratch_bytes(CHUNK_SIZING_S) - MAX_UPLOAD_BYTES),
         grants=("read-raw", "write-chunk-parts", *_STEP),
         why="one Map item of the chunked ladder: a chunk's video ladder or the whole audio (FFmpeg)"),
     "pipeline_transcode_stitch": FunctionSpec(
@@ -137,8 +149,9 @@ PIPELINE_FUNCTIONS: dict[str, FunctionSpec] = {
         grants=("ingest-raw",),
         why="fetches a source URL into raw-uploads/ (a multipart upload, never over an object); "
             "the upload trigger starts the pipeline"),
-    "pipeline_finalize": FunctionSpec(grants=("read-processed", "write-processed", *_STEP, *_EMITS),
-                                      why="checks the outputs, processing_index 0"),
+    "pipeline_finalize": FunctionSpec(memory=FINALIZE_MEMORY_MB,
+                                      grants=("read-processed", "write-processed", *_STEP, *_EMITS),
+                                      why="stores the MP4 fallbacks (S3 to S3), processing_index 0"),
     "pipeline_mark_failed": FunctionSpec(grants=(*_STEP, *_EMITS), why="records the failure on the video"),
     # stepfunctions/clips.asl.json: FFmpeg reads the upload through a presigned URL.
     "clips_generate_moments": FunctionSpec(

@@ -100,9 +100,11 @@ def test_a_stored_run_replays_with_other_memory_sizes():
     tree = aws_sim.execution_tree(inv, "fanout")
     rep = aws_sim.report(aws_sim.with_map_concurrency(tree, 1), fns, BARE)
     doc = {"clips": {"x": {"fanout": {"median_s": 9.0, "simulation": {"map_concurrency_1": rep}}}}}
-    base = aws_sim.replay(doc, BARE)["x fanout"]
+    base = aws_sim.replay(doc, BARE, {"pipeline_dedup": 1024})["x fanout"]
     # Dedup at 1,024 MB (0.579 vCPU) -> at 1,769 MB (1 vCPU): its 1 s of CPU shrinks from 1.727 s to 1 s.
     more = aws_sim.replay(doc, BARE, {"pipeline_dedup": 1769})["x fanout"]
     assert base["map_40_s"] - more["map_40_s"] == pytest.approx(1769 / 1024 - 1.0, abs=0.011)
+    # Replayed with no override, it runs at the deployed size (10,240 MB: 6 vCPUs, in-process capped at 1).
+    assert aws_sim.replay(doc, BARE)["x fanout"]["map_40_s"] == pytest.approx(more["map_40_s"], abs=0.011)
     # Two 12 s chunks at 6 vCPUs: 2 s each, side by side at 40, one after the other at 1.
     assert base["map_1_s"] - base["map_40_s"] == pytest.approx(2.0, abs=0.011)

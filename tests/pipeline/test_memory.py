@@ -1,8 +1,8 @@
 """Memory: the one Lambda limit the local stack cannot enforce (every function shares its process).
 
 A 1080p upload goes through the whole pipeline while the FFmpeg processes the steps start are
-sampled; the peak must leave the smallest FFmpeg-running function (dedup, 1024 MB in
-.chalice/config.json) room for its Python side.
+sampled; the peak must leave the smallest FFmpeg-running function (the clips steps, 2048 MB in
+.chalice/config.json; dedup runs at 10,240 MB for its vCPUs) room for its Python side.
 """
 from __future__ import annotations
 
