@@ -48,11 +48,13 @@ def _lambda() -> Any:
 
 @lru_cache(maxsize=1)
 def _background() -> ThreadPoolExecutor:
-    """Threads for the embed_query call and the title ranking, so they overlap the keyword query.
+    """Threads for the embed_query call + semantic ranking and for the title ranking.
 
-    Each thread keeps its own database connection (chalicelib.db is per
-    thread): a warm API instance that has served a search holds two."""
-    return ThreadPoolExecutor(max_workers=4, thread_name_prefix="query-vector")
+    They overlap the keyword ranking. Each thread keeps its own database
+    connection (chalicelib.db is per thread): a warm API instance that has
+    served a search holds three, used by one request at a time.
+    """
+    return ThreadPoolExecutor(max_workers=2, thread_name_prefix="search-ranking")
 
 
 def embed_query_function() -> str:
@@ -158,6 +160,12 @@ def _semantic_hits(uid: str, vector: list[float]) -> list[dict]:
         return [r for r in cur.fetchall() if r["score"] >= SEMANTIC_MIN_SIMILARITY]
 
 
+def _semantic_ranking(uid: str, q: str) -> tuple[list[float] | None, list[dict]]:
+    """The query's vector (None without one) and its semantic hits."""
+    vector = query_vector(q)
+    return vector, (_semantic_hits(uid, vector) if vector is not None else [])
+
+
 def _title_hits(uid: str, q: str) -> list[dict]:
     """Videos whose title contains the query or is similar to it (trigram GiST index)."""
     return db.fetch_all(
@@ -200,16 +208,17 @@ def search(user: dict, params: dict, page: int, limit: int) -> dict:
     """Ranked videos with the segment where the query is spoken."""
     q = _query(params)
     uid = str(user["id"])
-    embedding = _background().submit(query_vector, q)  # a Lambda call: runs while the SQL does
-    # The title ranking runs beside the keyword ranking, on the worker thread's
-    # own connection: at 100,000 clips each costs tens of ms of Postgres time,
-    # so the request waits for the slower of the two rather than their sum.
+    # The three rankings run at once: the embed_query call (a Lambda) and then
+    # the semantic ranking on one worker thread, the title ranking on another
+    # (each on its thread's own connection), the keyword ranking here. At
+    # 100,000 clips the keyword and title rankings each cost tens of ms of
+    # Postgres time, so the request waits for the slowest, not the sum.
+    semantic = _background().submit(_semantic_ranking, uid, q)
     titles = _background().submit(_title_hits, uid, q)
-    keyword = _keyword_hits(uid, q)
-    rankings = [keyword, titles.result()]
-    vector = embedding.result()
+    rankings = [_keyword_hits(uid, q), titles.result()]
+    vector, semantic_hits = semantic.result()
     if vector is not None:
-        rankings.append(_semantic_hits(uid, vector))
+        rankings.append(semantic_hits)
     fused: dict[str, dict] = {}
     for ranking in rankings:
         for rank, hit in enumerate(ranking):
