@@ -70,7 +70,10 @@ MAX_VARIANTS_PER_TERM = 8
 PROMPT_CHARS = 400
 _NUMBER_WORDS = ("zero one two three four five six seven eight nine ten eleven twelve thirteen "
                  "fourteen fifteen sixteen seventeen eighteen nineteen twenty").split()
-_TERM_CHARS = re.compile(r"^[^\x00-\x1f\x7f<>{}\[\]\\|`^~]+$")
+_REFUSED = r"\x00-\x1f\x7f<>{}\[\]\\|`^~"
+_TERM_CHARS = re.compile(f"^[^{_REFUSED}]+$")
+# The same rule for the API document: allowed characters, at least one that is not a space.
+TERM_PATTERN = f"^[^{_REFUSED}]*[^\\s{_REFUSED}][^{_REFUSED}]*$"
 
 
 def parse_entries(value: object) -> tuple[list[dict], list[str]]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from chalicelib import failures, webhooks
+from chalicelib import failures, glossary, webhooks
 from chalicelib.api import routes
 from chalicelib.config import MAX_UPLOAD_BYTES
 
@@ -129,9 +129,9 @@ SCHEMAS: dict[str, dict] = {
                              "settings": {"type": "object", "description": "At most 16 KiB of JSON; replaced whole"}}),
                      "anyOf": _one_of_required("name", "description", "settings")},
     "GlossaryUpdate": _obj({
-        "terms": {**_arr({"oneOf": [_text(40, pattern=_NONBLANK),
-                                    _obj({"term": _text(40, pattern=_NONBLANK),
-                                          "variants": {**_arr(_text(40, pattern=_NONBLANK)), "maxItems": 8}},
+        "terms": {**_arr({"oneOf": [_text(40, pattern=glossary.TERM_PATTERN),
+                                    _obj({"term": _text(40, pattern=glossary.TERM_PATTERN),
+                                          "variants": {**_arr(_text(40, pattern=glossary.TERM_PATTERN)), "maxItems": 8}},
                                          ("term",), extra=False)]}),
                   "maxItems": 200,
                   "description": "Spellings to keep; an object's variants are rewritten to its term in"
@@ -179,6 +179,7 @@ SCHEMAS: dict[str, dict] = {
                           "content_type": {"enum": types}}} for ext, types in _UPLOAD_KINDS.items()]},
     # A video fetched from a URL by the ingest_url function instead of uploaded (README, "Ingest from a URL").
     "IngestRequest": _obj({"source_url": {"type": "string", "minLength": 1, "maxLength": 2048,
+                                          "pattern": "^[Hh][Tt][Tt][Pp][Ss]?://[^\\s]+$",
                                           "description": "https (http only where OUTBOUND_ALLOW_HTTP says so); "
                                                          "a host resolving to public addresses only, else 400"},
                            "title": _nullable({**_TITLE, "description": "Defaults to the URL's file name"})},

@@ -62,7 +62,8 @@ def test_every_operation_fuzzed_from_the_openapi_document_answers_as_documented(
         operations = [op for op in operations if re.search(os.environ["FUZZ_ONLY"], f"{op.method.upper()} {op.path}")]
     # Rules the document states but a schema cannot make a generator keep: an invite's expires_at is in
     # the future; a vector clock's actor ids are 1 to 101 characters (propertyNames, which OpenAPI 3.0
-    # tools ignore); a webhook URL's host resolves to public addresses only (an address literal needs no DNS).
+    # tools ignore); a webhook or source URL's host resolves to public addresses only (an address literal
+    # needs no DNS); a glossary's spellings are unique case-insensitively.
     future = (datetime.now(timezone.utc) + timedelta(days=3)).isoformat()
 
     def keep_unstated_rules(case) -> None:
@@ -72,6 +73,10 @@ def test_every_operation_fuzzed_from_the_openapi_document_answers_as_documented(
             case.body["expires_at"] = future
         if isinstance(case.body.get("url"), str) and case.path.endswith("/webhooks"):
             case.body["url"] = "https://1.1.1.1/clipstream-fuzz"
+        if isinstance(case.body.get("source_url"), str) and case.path.endswith("/videos"):
+            case.body["source_url"] = "https://1.1.1.1/clipstream-fuzz.mp4"
+        if isinstance(case.body.get("terms"), list) and case.path.endswith("/glossary"):
+            case.body["terms"] = _unique_glossary(case.body["terms"])
         for name in ("vector_clock", "client_vector_clock"):
             clock = case.body.get(name)
             if isinstance(clock, dict):
@@ -188,3 +193,28 @@ def test_unicode_long_titles_keys_and_traversal_filenames(client, sign_in, s3, f
             assert status == 400 and body["error"], (filename, status, body)
         tried += 1
     figures.counts["bad_requests_tried"] += tried
+
+
+def _unique_glossary(terms: list) -> list:
+    """The entries with spellings already taken (case- and space-insensitively) left out."""
+    seen: set[str] = set()
+
+    def key(text: str) -> str:
+        return " ".join(text.split()).lower()
+
+    kept = []
+    for entry in terms:
+        term = entry if isinstance(entry, str) else entry.get("term") if isinstance(entry, dict) else None
+        if not isinstance(term, str) or key(term) in seen:
+            continue
+        seen.add(key(term))
+        if isinstance(entry, dict) and isinstance(entry.get("variants"), list):
+            variants = []
+            for v in entry["variants"]:
+                if isinstance(v, str) and (key(v) == key(term) or key(v) not in seen):
+                    seen.add(key(v))
+                    variants.append(v)
+            entry = {**entry, "variants": variants}
+        kept.append(entry)
+    return kept
+
