@@ -40,8 +40,7 @@ def finalize(event: Envelope) -> Envelope:
         raise
     if sweep_if_deleted(video_id, "finalize"):
         raise progress.VideoGone(f"video {video_id} was deleted during finalize")
-    progress.complete(video_id, event.get("execution"))
-    progress.finish_execution(event["execution"], "succeeded")
+    progress.complete(video_id, event.get("execution"))   # closes the execution too
     return {**event, "mp4_fallbacks": fallbacks}
 
 
@@ -120,8 +119,7 @@ def mark_duplicate(event: Envelope) -> Envelope:
     """processing_index -1, pointing at the original."""
     found = event["dedup"]
     progress.mark_duplicate(event["video_id"], found["original_id"], found["similarity"],
-                            event.get("execution"))
-    progress.finish_execution(event["execution"], "duplicate")
+                            event.get("execution"))   # closes the execution too
     return event
 
 
@@ -146,7 +144,5 @@ def mark_failed(event: Envelope) -> Envelope:
     if not progress.mark_failed(event["video_id"], reason, event.get("execution"),
                                 event.get("failed_stage")):
         logger.info("failed video is gone", extra={"video_id": event["video_id"]})
-    if event.get("execution"):
-        progress.finish_execution(event["execution"], "failed")
     observability.video_failed(event.get("failed_stage"))
     return {**event, "failure_reason": reason}

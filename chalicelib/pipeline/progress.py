@@ -114,6 +114,7 @@ def complete(video_id: str, execution: str | None = None) -> None:
             f" WHERE id = %s AND {_RANK_SQL.format(col='processing_index')} <= 5"
             " RETURNING id, stream_id, title, duration_s", (video_id,))
         row = cur.fetchone()
+        _close_execution(cur, execution, "succeeded")
         deliveries = webhooks.emit(cur, row["stream_id"], "video.ready", video_id, webhooks.video_payload(
             row, status="complete", duration_s=row["duration_s"]), execution) if row else []
     webhooks.start_deliveries(deliveries)
@@ -133,6 +134,7 @@ def mark_duplicate(video_id: str, original_id: str, similarity: float, execution
             " (SELECT o.stream_id FROM videos o WHERE o.id = %s) AS original_stream",
             (original_id, similarity, video_id, original_id))
         row = cur.fetchone()
+        _close_execution(cur, execution, "duplicate")
         same = row and row["original_stream"] == row["stream_id"]
         deliveries = webhooks.emit(cur, row["stream_id"], "video.duplicate", video_id, webhooks.video_payload(
             row, status="duplicate", duplicate_of=str(original_id) if same else None,
@@ -178,6 +180,7 @@ def mark_failed(video_id: str, reason: str, execution: str | None = None,
             " RETURNING id, stream_id, title, failed_stage",
             (reason, public, stage, video_id, index, index, index, video_id))
         row = cur.fetchone()
+        _close_execution(cur, execution, "failed")
         deliveries = webhooks.emit(cur, row["stream_id"], "video.failed", video_id, webhooks.video_payload(
             row, status="failed", reason=public, failed_stage=row["failed_stage"]),
             execution) if row else []
@@ -185,6 +188,14 @@ def mark_failed(video_id: str, reason: str, execution: str | None = None,
     if row is not None:
         live.publish_video(video_id, "video.processing", step=stage, reason=public)
     return row is not None
+
+
+def _close_execution(cur, execution: str | None, status: str) -> None:
+    """Close the execution in the transaction that gives its video a final state, so no reader
+    sees a final video under a running execution (webhooks and live updates follow the commit)."""
+    if execution:
+        cur.execute("UPDATE pipeline_executions SET status = %s, finished_at = now()"
+                    " WHERE execution_name = %s", (status, execution))
 
 
 def finish_execution(execution_name: str, status: str) -> None:

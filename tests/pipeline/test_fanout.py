@@ -85,10 +85,8 @@ def test_a_failing_speech_branch_fails_the_video_and_stops_before_finalize(uploa
     entered = _entered(_history(sfn, vid))
     assert "SpeechMarkFailed" in entered and "Finalize" not in entered and "MarkFailed" not in entered
     from chalicelib import db
-    # The step closes the execution just after the failure is committed (and its webhooks and
-    # live updates are sent): a reader may see the failed video a moment before that.
-    assert wait_for(lambda: db.fetch_one("SELECT status FROM pipeline_executions WHERE video_id = %s",
-                                         (vid,))["status"] == "failed" or None, 10)
+    # Closed in the transaction that failed the video: no reader sees a failed video under a running execution.
+    assert db.fetch_one("SELECT status FROM pipeline_executions WHERE video_id = %s", (vid,))["status"] == "failed"
     # A stage that would start now (the ladder branch's late step) cannot reopen the video.
     from chalicelib.pipeline import progress
     execution = db.fetch_one("SELECT execution_name FROM pipeline_executions WHERE video_id = %s", (vid,))
