@@ -21,7 +21,8 @@ FUZZ_SEED = 20261121
 FUZZ_CASES = 6
 # Every bad input is refused by the dedup step's header probe and short decodes.
 LIMIT_S = 90
-# The dedup function's memory (MB, .chalice/config.json): no FFmpeg child may need more.
+# No FFmpeg child may need more on bad media: the smallest FFmpeg function's memory (2,048 MB, the
+# clips steps; dedup runs at 10,240 MB for its vCPUs) with room to spare.
 MEMORY_BOUND_MB = 1024
 
 
