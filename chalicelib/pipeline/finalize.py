@@ -143,6 +143,6 @@ def mark_failed(event: Envelope) -> Envelope:
     reason = failure_reason(event.get("error"))
     if not progress.mark_failed(event["video_id"], reason, event.get("execution"),
                                 event.get("failed_stage")):
-        logger.info("failed video is gone", extra={"video_id": event["video_id"]})
+        logger.info("video gone or already failed", extra={"video_id": event["video_id"]})
     observability.video_failed(event.get("failed_stage"))
     return {**event, "failure_reason": reason}

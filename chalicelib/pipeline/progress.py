@@ -145,7 +145,10 @@ def mark_duplicate(video_id: str, original_id: str, similarity: float, execution
 
 def mark_failed(video_id: str, reason: str, execution: str | None = None,
                 stage: str | None = None) -> bool:
-    """Record a failure, its reason and its stage; False when the video is gone.
+    """Record a failure, its reason and its stage; False when the video is gone or already failed.
+
+    The first failure stands: a parallel branch failing after it (the ladder's next step
+    refused because the execution closed) does not overwrite its stage and reason.
 
     The failed stage is the one the state machine names (else the video's
     latest attempt); the video shows that stage's index, even when a parallel
@@ -176,7 +179,7 @@ def mark_failed(video_id: str, reason: str, execution: str | None = None,
             "                 ORDER BY started_at DESC, id DESC LIMIT 1)),"
             " processing_index = CASE WHEN %s::int IS NOT NULL AND %s::int > 0"
             "   THEN %s::int ELSE processing_index END"
-            " WHERE id = %s AND status NOT IN ('complete', 'duplicate')"
+            " WHERE id = %s AND status NOT IN ('complete', 'duplicate', 'failed')"
             " RETURNING id, stream_id, title, failed_stage",
             (reason, public, stage, video_id, index, index, index, video_id))
         row = cur.fetchone()

@@ -139,3 +139,20 @@ def test_an_unknown_pipeline_shape_is_refused_at_start():
     assert parse_pipeline_shape(None) == "fanout" and parse_pipeline_shape(" Serial ") == "serial"
     with pytest.raises(ValueError, match="PIPELINE_SHAPE"):
         parse_pipeline_shape("parallel-please")
+
+
+def test_the_first_failure_of_an_execution_stands(make_user, make_stream, make_video):
+    """The speech branch fails first; the ladder's next step, refused because the execution
+    closed, fails too: the video keeps the first stage and reason."""
+    from chalicelib import db
+    from chalicelib.pipeline import progress
+
+    user = make_user()
+    video = make_video(make_stream(user), user)
+    vid = str(video["id"])
+    assert progress.mark_failed(vid, "whisper could not read the audio", None, "transcribe") is True
+    assert progress.mark_failed(vid, "ExecutionClosed: already ended", None, "transcode") is False
+    row = db.fetch_one("SELECT status, failed_stage, processing_index, failure_reason FROM videos"
+                       " WHERE id = %s", (vid,))
+    assert (row["status"], row["failed_stage"], row["processing_index"]) == ("failed", "transcribe", 3)
+    assert "whisper" in row["failure_reason"]
