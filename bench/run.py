@@ -658,12 +658,13 @@ def bench_transcribe(work: Path) -> None:
                         (f"bench-tr-{uuid.uuid4().hex[:8]}@example.com", "Bench"))
     stream = db.fetch_one("INSERT INTO streams (name, owner_id) VALUES (%s, %s) RETURNING *",
                           ("bench transcribe", user["id"]))
-    from chalicelib.pipeline import media_io, transcode
+    from chalicelib.pipeline import dedup, media_io
 
     step_t, direct_t = [], []
     parts: dict[str, float] = {}  # diagnostic: where the step's time goes
+    from chalicelib import storage
     targets = ((media_io, "fetch_if_present"), (ml, "transcribe"), (step, "store"),
-               (media_io, "delete_object"))
+               (storage, "delete"))
     for i in range(5):
         def direct():
             t = time.perf_counter()
@@ -677,8 +678,9 @@ def bench_transcribe(work: Path) -> None:
         video = insert_video(stream["id"], user["id"], title=f"speech {i}", processing_index=2,
                              status="running")
         key = upload_raw(video, mp4)
-        # The envelope transcribe gets in the pipeline: transcode's (untimed) output.
-        envelope = transcode.run({"video_id": str(video["id"]), "key": key})
+        # The envelope transcribe gets in the pipeline: dedup's speech WAV hand-over (untimed).
+        envelope = {"video_id": str(video["id"]), "key": key,
+                    **dedup._hand_over_speech(str(video["id"]), wav)}
         assert envelope.get("speech_audio_key"), envelope
         with phase_times(targets, parts):
             t = time.perf_counter()
@@ -689,7 +691,7 @@ def bench_transcribe(work: Path) -> None:
         assert out["transcript"]["segments"] > 0, out
         log(f"  run {i}: step {step_t[-1]:.2f} s ({out['transcript']['segments']} segments),"
             f" direct {direct_t[-1]:.2f} s ({n} segments)")
-    # Diagnostic: the fallback without transcode's speech WAV (download + decode the upload).
+    # Diagnostic: the fallback without dedup's speech WAV (download + decode the upload).
     video = insert_video(stream["id"], user["id"], title="speech fallback", processing_index=3,
                          status="running")
     key = upload_raw(video, mp4)
