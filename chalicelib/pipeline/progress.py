@@ -193,16 +193,16 @@ def mark_failed(video_id: str, reason: str, execution: str | None = None,
     return row is not None
 
 
+_CLOSE_EXECUTION = "UPDATE pipeline_executions SET status = %s, finished_at = now() WHERE execution_name = %s"
+
+
 def _close_execution(cur, execution: str | None, status: str) -> None:
     """Close the execution in the transaction that gives its video a final state, so no reader
     sees a final video under a running execution (webhooks and live updates follow the commit)."""
     if execution:
-        cur.execute("UPDATE pipeline_executions SET status = %s, finished_at = now()"
-                    " WHERE execution_name = %s", (status, execution))
+        cur.execute(_CLOSE_EXECUTION, (status, execution))
 
 
 def finish_execution(execution_name: str, status: str) -> None:
-    """Close the execution's row once the machine reached a final state."""
-    db.execute(
-        "UPDATE pipeline_executions SET status = %s, finished_at = now()"
-        " WHERE execution_name = %s", (status, execution_name))
+    """Close the execution's row on its own (crash recovery marks the cut ones interrupted)."""
+    db.execute(_CLOSE_EXECUTION, (status, execution_name))
