@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from typing import Any, Iterator
 
 from chalicelib import observability, storage
@@ -49,7 +50,7 @@ def fallbacks(event: Envelope) -> Envelope:
     happens here. A failure no retry can fix is recorded, so the MP4 route
     answers 404 rather than 202 for good; a transient one is retried.
     """
-    video_id = event["video_id"]
+    video_id, started = event["video_id"], time.time()
     try:
         made = build_mp4_fallbacks(video_id)
     except Exception as exc:
@@ -57,12 +58,12 @@ def fallbacks(event: Envelope) -> Envelope:
             return {**event, "mp4_fallbacks": []}
         if is_transient(exc):
             raise TransientStepError(f"{FALLBACKS_STAGE}: {type(exc).__name__}: {exc}") from exc
-        progress.record_side_stage(video_id, FALLBACKS_STAGE, event.get("execution"),
+        progress.record_side_stage(video_id, FALLBACKS_STAGE, event.get("execution"), started,
                                    error=f"{type(exc).__name__}: {exc}")
         raise
     if sweep_if_deleted(video_id, FALLBACKS_STAGE):
         return {**event, "mp4_fallbacks": []}
-    progress.record_side_stage(video_id, FALLBACKS_STAGE, event.get("execution"),
+    progress.record_side_stage(video_id, FALLBACKS_STAGE, event.get("execution"), started,
                                output={"qualities": made})
     return {**event, "mp4_fallbacks": made}
 

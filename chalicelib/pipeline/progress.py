@@ -100,17 +100,17 @@ def record_resumed(video_id: str, stage: str, execution: str | None, output: dic
 FALLBACKS_STAGE = "mp4_fallbacks"
 
 
-def record_side_stage(video_id: str, stage: str, execution: str | None, *, error: str | None = None,
-                      output: dict | None = None) -> None:
+def record_side_stage(video_id: str, stage: str, execution: str | None, started: float, *,
+                      error: str | None = None, output: dict | None = None) -> None:
     """Record the outcome of work done after the video became playable (the MP4 fallbacks).
 
-    A finished row in the stage history, succeeded or failed; unlike
-    begin_stage it leaves processing_index and status alone.
+    A finished row in the stage history (from `started`, epoch seconds, to now),
+    succeeded or failed; unlike begin_stage it leaves processing_index and status alone.
     """
     db.execute(
-        "INSERT INTO stage_runs (video_id, execution_name, stage, status, finished_at, error, output)"
-        " VALUES (%s, %s, %s, %s, now(), %s, %s)",
-        (video_id, execution, stage, "failed" if error else "succeeded", error,
+        "INSERT INTO stage_runs (video_id, execution_name, stage, status, started_at, finished_at, error, output)"
+        " VALUES (%s, %s, %s, %s, to_timestamp(%s), now(), %s, %s)",
+        (video_id, execution, stage, "failed" if error else "succeeded", started, error,
          None if error else json.dumps(output or {})))
 
 
