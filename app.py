@@ -870,6 +870,12 @@ def pipeline_finalize(event: dict, context: Any) -> dict:
     return finalize.finalize(event)
 
 
+@app.lambda_function(name="pipeline_fallbacks")
+def pipeline_fallbacks(event: dict, context: Any) -> dict:
+    from chalicelib.pipeline import finalize
+    return finalize.fallbacks(event)
+
+
 @app.lambda_function(name="pipeline_mark_failed")
 def pipeline_mark_failed(event: dict, context: Any) -> dict:
     from chalicelib.pipeline import finalize

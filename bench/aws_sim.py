@@ -15,7 +15,8 @@ with vCPUs = memory / 1,769 MB, and 6 at 10,240 MB, as AWS documents for
 Lambda. Seq adds, Par takes its slowest branch, Map packs its items into
 `concurrency` slots in order (a new item starts on the first slot to free up).
 The critical path is the tree's duration; playable = processing_index 0, i.e.
-after Finalize, the last Task.
+after Finalize, the last Task (the Fallbacks state after it, which stores the
+MP4 fallbacks while the video already plays, is not on the path).
 
 Pure arithmetic, no I/O: tests/bench/test_aws_sim.py checks it on hand-made trees.
 """

@@ -33,6 +33,16 @@ def wait_for_final(video_id: str, timeout_s: float = 120) -> dict:
     return wait_for(final, timeout_s)
 
 
+def wait_for_fallbacks(video_id: str, timeout_s: float = 120) -> dict:
+    """Wait until the Fallbacks state (after playable) recorded its outcome; that stage run."""
+    from chalicelib import db
+    from chalicelib.pipeline import progress
+
+    return wait_for(lambda: db.fetch_one(
+        "SELECT status, output, error FROM stage_runs WHERE video_id = %s AND stage = %s",
+        (video_id, progress.FALLBACKS_STAGE)), timeout_s)
+
+
 JSON = {"Content-Type": "application/json"}
 
 

@@ -18,7 +18,9 @@ origin, so hls.js on any site can fetch segments.
 
 `GET /api/videos/{id}/stream/{quality}` is the MP4 fallback for players
 without HLS (a plain <video src>): a 302 to a presigned GET of the
-rendition's MP4, which the Finalize step stores (see pipeline/finalize.py).
+rendition's MP4, which the Fallbacks state stores just after the video
+becomes playable (see pipeline/finalize.py); until then it answers 202
+(`retry_after_s`), and 404 if that state failed for good.
 """
 from __future__ import annotations
 
@@ -31,6 +33,7 @@ from chalicelib.config import get_settings
 from chalicelib.errors import AuthenticationError, NotFoundError, NotReadyError
 
 PLAYBACK_TTL_S = 3600
+MP4_RETRY_AFTER_S = 5   # the Fallbacks state takes seconds for a minute of 1080p
 QUALITIES = ("360p", "480p", "720p", "1080p")
 _URI_ATTR = re.compile(r'URI="([^"]+)"')
 PLAYLIST_HEADERS = {
@@ -136,6 +139,17 @@ def mp4_url(user: dict | None, video_id: str, quality: str, token: str | None) -
     _authorize(user, video_id, token)
     key = storage.mp4_fallback_key(video_id, quality)
     if storage.head(key) is None:
-        raise NotFoundError("Stream not found", details=[f"no {quality} rendition for this video"])
+        from chalicelib.pipeline import progress
+
+        prefix = storage.processed_prefix(video_id)
+        if storage.head(f"{prefix}{quality}.m3u8") is None:
+            raise NotFoundError("Stream not found", details=[f"no {quality} rendition for this video"])
+        if progress.side_stage_failed(video_id, progress.FALLBACKS_STAGE):
+            raise NotFoundError("Stream not found", details=[f"the {quality} MP4 fallback could not be made;"
+                                                             " the HLS stream plays"])
+        # The video is playable (HLS) before its MP4s exist: the Fallbacks state writes them next.
+        raise NotReadyError("MP4 fallback not ready", details=[
+            f"the {quality} MP4 is written just after the video becomes playable; HLS plays now"],
+            retry_after_s=MP4_RETRY_AFTER_S)
     # A <video> element keeps issuing Range requests against the same URL while it plays.
     return storage.presigned_get(key, PLAYBACK_TTL_S + 300)

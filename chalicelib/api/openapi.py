@@ -570,7 +570,8 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
         "summary": "One segmented WebVTT file (00000.vtt, 00001.vtt ...)",
         "query": [_TOKEN], "ok": ("200", _VTT)},
     ("GET", "/api/videos/{video_id}/stream/{quality}"): {"also": ("202",),
-        "summary": "MP4 fallback of one rendition: redirect to a presigned URL (bearer or playback token)",
+        "summary": "MP4 fallback of one rendition: redirect to a presigned URL (bearer or playback token);"
+                   " 202 with retry_after_s while it is still being written just after the video became playable",
         "query": [_TOKEN], "ok": ("302", _REDIRECT)},
     ("GET", "/metrics"): {
         "summary": "Pipeline metrics in Prometheus text format (platform admins)",

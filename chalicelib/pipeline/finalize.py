@@ -1,20 +1,23 @@
-"""Final steps: complete (0), duplicate (-1), failed (reason recorded).
+"""Final steps: complete (0), duplicate (-1), failed (reason recorded), then the MP4 fallbacks.
 
-Finalize also stores the MP4 fallback of every rendition
-(`processed-videos/{id}/{quality}.mp4`, served by
-`GET /api/videos/{id}/stream/{quality}` to players without HLS). It is the
-rendition's fMP4 init segment followed by its media segments, byte for byte:
-CMAF segments concatenate into a valid fragmented MP4, so there is no second
-encode, and the bytes stream from the segments into an S3 multipart upload
-(s3transfer, 8 MB parts) without touching /tmp or holding the file in memory.
-It is built here rather than lazily on first request, because an API Lambda
-has 29 s and a 6 MB response, and rather than in Transcode, whose time is
-the pipeline's critical path.
+Finalize makes the video playable (processing_index 0) as soon as both
+branches are done. The Fallbacks state after it stores the MP4 fallback of
+every rendition (`processed-videos/{id}/{quality}.mp4`, served by
+`GET /api/videos/{id}/stream/{quality}` to players without HLS): it reads
+every segment back, so it runs after the video is playable rather than on the
+way to it (issue 19), and that route answers 202 until the MP4 is stored.
+An MP4 fallback is the rendition's fMP4 init segment followed by its media
+segments, byte for byte: CMAF segments concatenate into a valid fragmented
+MP4, so there is no second encode, and the bytes stream from the segments
+into an S3 multipart upload (s3transfer, 8 MB parts) without touching /tmp or
+holding the file in memory. It is built in the pipeline rather than lazily on
+first request, because an API Lambda has 29 s and a 6 MB response.
 """
 from __future__ import annotations
 
 import json
 import logging
+import time
 from typing import Any, Iterator
 
 from chalicelib import observability, storage
@@ -28,20 +31,41 @@ MP4_CACHE = "private, max-age=31536000, immutable"
 
 
 def finalize(event: Envelope) -> Envelope:
-    """MP4 fallbacks stored, processing_index 0 and the execution closed."""
+    """processing_index 0 (playable) and the execution closed; the MP4 fallbacks follow."""
     video_id = event["video_id"]
-    try:
-        fallbacks = build_mp4_fallbacks(video_id)
-    except Exception as exc:
-        if sweep_if_deleted(video_id, "finalize"):  # its playlists vanished under a DELETE
-            raise progress.VideoGone(f"video {video_id} was deleted during finalize") from exc
-        if is_transient(exc):
-            raise TransientStepError(f"finalize: {type(exc).__name__}: {exc}") from exc
-        raise
     if sweep_if_deleted(video_id, "finalize"):
         raise progress.VideoGone(f"video {video_id} was deleted during finalize")
     progress.complete(video_id, event.get("execution"))   # closes the execution too
-    return {**event, "mp4_fallbacks": fallbacks}
+    return event
+
+
+FALLBACKS_STAGE = progress.FALLBACKS_STAGE
+
+
+def fallbacks(event: Envelope) -> Envelope:
+    """The Fallbacks state, after Finalize: the MP4 fallbacks of a playable video.
+
+    Its outcome goes to the stage history (stage `mp4_fallbacks`) without
+    touching the video's processing_index: the video is playable whatever
+    happens here. A failure no retry can fix is recorded, so the MP4 route
+    answers 404 rather than 202 for good; a transient one is retried.
+    """
+    video_id, started = event["video_id"], time.time()
+    try:
+        made = build_mp4_fallbacks(video_id)
+    except Exception as exc:
+        if sweep_if_deleted(video_id, FALLBACKS_STAGE):  # its playlists vanished under a DELETE
+            return {**event, "mp4_fallbacks": []}
+        if is_transient(exc):
+            raise TransientStepError(f"{FALLBACKS_STAGE}: {type(exc).__name__}: {exc}") from exc
+        progress.record_side_stage(video_id, FALLBACKS_STAGE, event.get("execution"), started,
+                                   error=f"{type(exc).__name__}: {exc}")
+        raise
+    if sweep_if_deleted(video_id, FALLBACKS_STAGE):
+        return {**event, "mp4_fallbacks": []}
+    progress.record_side_stage(video_id, FALLBACKS_STAGE, event.get("execution"), started,
+                               output={"qualities": made})
+    return {**event, "mp4_fallbacks": made}
 
 
 class _Concatenation:

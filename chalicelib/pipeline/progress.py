@@ -96,6 +96,32 @@ def record_resumed(video_id: str, stage: str, execution: str | None, output: dic
         (video_id, execution, stage, json.dumps(output)))
 
 
+# Work after playable, recorded in the stage history without moving processing_index.
+FALLBACKS_STAGE = "mp4_fallbacks"
+
+
+def record_side_stage(video_id: str, stage: str, execution: str | None, started: float, *,
+                      error: str | None = None, output: dict | None = None) -> None:
+    """Record the outcome of work done after the video became playable (the MP4 fallbacks).
+
+    A finished row in the stage history (from `started`, epoch seconds, to now),
+    succeeded or failed; unlike begin_stage it leaves processing_index and status alone.
+    """
+    db.execute(
+        "INSERT INTO stage_runs (video_id, execution_name, stage, status, started_at, finished_at, error, output)"
+        " VALUES (%s, %s, %s, %s, to_timestamp(%s), now(), %s, %s)",
+        (video_id, execution, stage, "failed" if error else "succeeded", started, error,
+         None if error else json.dumps(output or {})))
+
+
+def side_stage_failed(video_id: str, stage: str) -> bool:
+    """True when the latest recorded outcome of that after-playable stage is a failure."""
+    row = db.fetch_one(
+        "SELECT status FROM stage_runs WHERE video_id = %s AND stage = %s AND finished_at IS NOT NULL"
+        " ORDER BY finished_at DESC, id DESC LIMIT 1", (video_id, stage))
+    return bool(row) and row["status"] == "failed"
+
+
 def update_video(video_id: str, **fields: Any) -> None:
     """Store facts a step learned about the video (duration, codecs, hash ...)."""
     if not fields:

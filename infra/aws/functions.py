@@ -63,8 +63,9 @@ CHUNK_SIZING_S = 60
 # ~2.6x the GB-seconds (about 52 against 20 GB-s for that clip: +$0.0005 per 60 s upload at
 # $0.0000166667 per GB-s, ~50 cents per thousand; README "What processing does").
 DEDUP_MEMORY_MB = 10240
-# Finalize streams the MP4 fallbacks (S3 in, S3 out) and parses playlists: one whole vCPU.
-FINALIZE_MEMORY_MB = 1769
+# The Fallbacks state streams the MP4 fallbacks (S3 in, S3 out) and parses playlists: one whole
+# vCPU. Finalize itself only writes the database now (issue 19: the fallbacks left the path to playable).
+FALLBACKS_MEMORY_MB = 1769
 
 
 def transcode_scratch_bytes(duration_s: int = SIZING_DURATION_S) -> int:
@@ -149,9 +150,10 @@ PIPELINE_FUNCTIONS: dict[str, FunctionSpec] = {
         grants=("ingest-raw",),
         why="fetches a source URL into raw-uploads/ (a multipart upload, never over an object); "
             "the upload trigger starts the pipeline"),
-    "pipeline_finalize": FunctionSpec(memory=FINALIZE_MEMORY_MB,
-                                      grants=("read-processed", "write-processed", *_STEP, *_EMITS),
-                                      why="stores the MP4 fallbacks (S3 to S3), processing_index 0"),
+    "pipeline_finalize": FunctionSpec(grants=(*_STEP, *_EMITS), why="processing_index 0: playable"),
+    "pipeline_fallbacks": FunctionSpec(memory=FALLBACKS_MEMORY_MB,
+                                       grants=("read-processed", "write-processed", *_STEP),
+                                       why="stores the MP4 fallbacks (S3 to S3) after the video is playable"),
     "pipeline_mark_failed": FunctionSpec(grants=(*_STEP, *_EMITS), why="records the failure on the video"),
     # stepfunctions/clips.asl.json: FFmpeg reads the upload through a presigned URL.
     "clips_generate_moments": FunctionSpec(

@@ -43,6 +43,7 @@ ASL_FUNCTIONS = {
     "TranscribeFunctionArn": "pipeline_transcribe",
     "EmbedFunctionArn": "pipeline_embed",
     "FinalizeFunctionArn": "pipeline_finalize",
+    "FallbacksFunctionArn": "pipeline_fallbacks",
     "MarkFailedFunctionArn": "pipeline_mark_failed",
 }
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.helpers import wait_for_final
+from tests.helpers import wait_for_fallbacks, wait_for_final
 from tests.media import clips as make
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -146,6 +146,8 @@ def hd_video(member, delivery_clips, live_api):
     assert row["status"] == "complete", row["failure_reason"]
     resp = member["client"].http.get(f"/videos/{vid}/stream", headers=member["me"]["headers"])
     assert resp.status_code == 200, resp.body
+    # Playable before its MP4 fallbacks: the Fallbacks state writes them next.
+    assert wait_for_fallbacks(vid)["status"] == "succeeded"
     execution = db.fetch_one("SELECT execution_name FROM pipeline_executions WHERE video_id = %s",
                              (vid,))["execution_name"]
     urls = json.loads(resp.body)

@@ -24,7 +24,8 @@ def test_executions_show_states_timings_attempts_and_errors(hd_video, failed_vid
 
     assert done["status"] == "SUCCEEDED" and done["video_id"] == hd_video["id"] and done["title"] == "Clutch round"
     visited = [s["name"] for s in done["states"]]
-    assert visited[:3] == ["Dedup", "IsDuplicate", "Process"] and visited[-1] == "Finalize"
+    # Finalize makes it playable; the Fallbacks state (the MP4 fallbacks) comes after it.
+    assert visited[:3] == ["Dedup", "IsDuplicate", "Process"] and visited[-2:] == ["Finalize", "Fallbacks"]
     assert {"Ladder", "Speech", "Analysis"} <= set(visited)      # the Parallel state's branches
     for state in done["states"]:
         assert state["status"] == "succeeded" and state["seconds"] is not None and state["seconds"] >= 0
@@ -55,7 +56,7 @@ def test_graph_is_the_deployed_state_machine(admin, member):
     nodes = {n["id"]: n for n in graph["nodes"]}
     assert set(nodes) == ASL_STATES
     # The main path runs down the first column; failure handling sits beside it.
-    main = ["Dedup", "IsDuplicate", "Process", "Finalize"]
+    main = ["Dedup", "IsDuplicate", "Process", "Finalize", "Fallbacks"]
     assert all(nodes[n]["col"] == 0 for n in main)
     assert [nodes[n]["row"] for n in main] == sorted(nodes[n]["row"] for n in main)
     assert nodes["MarkFailed"]["col"] > 0 and nodes["MarkFailed"]["row"] > nodes["Finalize"]["row"]
@@ -109,7 +110,7 @@ def test_console_page_in_chromium(browser, live_api, hd_video, failed_video, adm
 
         done.click()
         status = dict(page.eval_on_selector_all("svg g.state", "gs => gs.map(g => [g.dataset.state, g.dataset.status])"))
-        assert status["Dedup"] == status["Process"] == status["Finalize"] == "succeeded"
+        assert status["Dedup"] == status["Process"] == status["Finalize"] == status["Fallbacks"] == "succeeded"
         assert status["Transcode"] == "idle"                   # the serial shape's state
         assert status["MarkFailed"] == status["MarkDuplicate"] == "idle"
         assert page.locator("#states tr[data-state=Ladder]").count() == 1

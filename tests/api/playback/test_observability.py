@@ -128,7 +128,7 @@ def test_correlation_id_is_the_api_gateway_request_or_the_execution():
 
 
 def test_a_step_handler_prints_only_json_to_stdout(stack, hd_video, failed_video):
-    """As in Lambda: a fresh process runs the Finalize and MarkFailed handlers; stdout is JSON lines."""
+    """As in Lambda: a fresh process runs the Finalize, Fallbacks and MarkFailed handlers; stdout is JSON lines."""
     script = """
 import json, sys
 from types import SimpleNamespace
@@ -139,6 +139,7 @@ def ctx(name, rid):
                            function_version="$LATEST", get_remaining_time_in_millis=lambda: 60000)
 done, failed = json.loads(sys.argv[1]), json.loads(sys.argv[2])
 app.pipeline_finalize(done, ctx("pipeline_finalize", "req-finalize"))
+app.pipeline_fallbacks(done, ctx("pipeline_fallbacks", "req-fallbacks"))
 app.pipeline_mark_failed(failed, ctx("pipeline_mark_failed", "req-failed"))
 """
     done = {"video_id": hd_video["id"], "execution": hd_video["execution"]}
@@ -153,7 +154,7 @@ app.pipeline_mark_failed(failed, ctx("pipeline_mark_failed", "req-failed"))
     assert len(lines) == len(raw), run.stdout            # nothing but JSON
     stored = next(d for d in lines if d.get("message") == "mp4 fallbacks stored")
     assert stored["correlation_id"] == hd_video["execution"]
-    assert stored["function_request_id"] == "req-finalize" and stored["qualities"] == ["360p", "480p", "720p"]
+    assert stored["function_request_id"] == "req-fallbacks" and stored["qualities"] == ["360p", "480p", "720p"]
     assert stored["level"] == "INFO" and stored["timestamp"]
     videos_failed = _emf(lines, "VideosFailed")
     assert len(videos_failed) == 1 and videos_failed[0]["stage"] == "dedup"
