@@ -13,7 +13,9 @@ At each size: `search.search` p95 (50 queries, the embed_query Lambda call
 included), `dedup.near_candidates` median and p95 (50 lookups), recall@k of
 each HNSW query against the exact answer (the same ORDER BY distance LIMIT k
 with index scans off), the index and table sizes (pg_relation_size) and the
-HNSW parameters. Targets: at 10k, search p95 <= 50 ms and dedup <= 20 ms; at
+HNSW parameters; at the largest size, an ef_search sweep (40, 100, 200: search and
+dedup latency interleaved, planted-neighbour recall) behind the product's choices
+(search.SEMANTIC_EF_SEARCH, dedup.EF_SEARCH). Targets: at 10k, search p95 <= 50 ms and dedup <= 20 ms; at
 100k, each within 1.5x its own 10k figure.
 """
 from __future__ import annotations
@@ -76,8 +78,9 @@ def _sizes(db) -> dict:
     return {x["name"]: {"bytes": int(x["bytes"]), "mb": round(int(x["bytes"]) / 2**20, 1)} for x in rows}
 
 
-def _recall(db, table: str, column: str, dim: int, k: int, seed: int) -> dict:
-    """recall@k of the HNSW query (as the product sets it up: iterative scan) against an exact scan."""
+def _recall(db, table: str, column: str, dim: int, k: int, seed: int, ef_search: int) -> dict:
+    """recall@k of the HNSW query (as the product sets it up: iterative scan, its ef_search)
+    against an exact scan."""
     import numpy as np
     rng = np.random.default_rng(seed)
     recalls, hnsw_ms, exact_ms, used_index = [], [], [], []
@@ -87,6 +90,7 @@ def _recall(db, table: str, column: str, dim: int, k: int, seed: int) -> dict:
                f" ORDER BY {column} <=> %s::vector LIMIT %s")
         with db.transaction() as cur:
             cur.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
+            cur.execute(f"SET LOCAL hnsw.ef_search = {int(ef_search)}")
             t = time.perf_counter()
             cur.execute(sql, (vec, k))
             got = {x["video_id"] for x in cur.fetchall()}
@@ -102,7 +106,7 @@ def _recall(db, table: str, column: str, dim: int, k: int, seed: int) -> dict:
             exact = {x["video_id"] for x in cur.fetchall()}
             exact_ms.append((time.perf_counter() - t) * 1000)
         recalls.append(len(got & exact) / max(1, len(exact)))
-    return {"k": k, "queries": RECALL_QUERIES, "recall_mean": round(statistics.mean(recalls), 4),
+    return {"k": k, "ef_search": ef_search, "queries": RECALL_QUERIES, "recall_mean": round(statistics.mean(recalls), 4),
             "recall_min": round(min(recalls), 4), "hnsw_p50_ms": round(statistics.median(hnsw_ms), 2),
             "exact_p50_ms": round(statistics.median(exact_ms), 2),
             "queries_on_the_hnsw_index": sum(used_index)}
@@ -135,15 +139,62 @@ def _planted_recall(db, table: str, column: str, k: int, noise: float, seed: int
             "query_similarity_to_its_row": round(statistics.median(sims), 3)}
 
 
+EF_SWEEP = (40, 100, 200)
+
+
+def _ef_sweep(db, user: dict, probe: dict, queries: list[str], n: int, rounds: int = 4) -> dict:
+    """The product's ef_search choices, by measurement: at the largest size, search and dedup
+    latency at each candidate hnsw.ef_search (interleaved rounds, so load hits each alike) and
+    planted-neighbour recall over two query sets."""
+    from bench.run import unit_vectors
+    from chalicelib.api import search
+    from chalicelib.pipeline import dedup
+    chosen = (search.SEMANTIC_EF_SEARCH, dedup.EF_SEARCH)
+    lat = {ef: {"search": [], "dedup": []} for ef in EF_SWEEP}
+    vectors = [[float(x) for x in v] for v in unit_vectors(20, 128, 8)]
+    try:
+        for r in range(rounds):
+            for ef in EF_SWEEP:
+                search.SEMANTIC_EF_SEARCH = dedup.EF_SEARCH = ef
+                for i in range(12):
+                    t = time.perf_counter()
+                    search.search(user, {"q": queries[(i + r) % len(queries)]}, 1, 20)
+                    lat[ef]["search"].append((time.perf_counter() - t) * 1000)
+                for v in vectors[r * 5:(r + 1) * 5]:
+                    t = time.perf_counter()
+                    dedup.near_candidates(str(probe["id"]), v)
+                    lat[ef]["dedup"].append((time.perf_counter() - t) * 1000)
+    finally:
+        search.SEMANTIC_EF_SEARCH, dedup.EF_SEARCH = chosen
+    by_ef = {}
+    for ef in EF_SWEEP:
+        planted = [_planted_recall(db, "transcript_segments", "embedding", search.SEMANTIC_CANDIDATES,
+                                   0.6, seed, ef_search=ef) for seed in (31, 41)]
+        planted_sig = [_planted_recall(db, "video_signatures", "vector", dedup.CANDIDATES, 0.6, seed,
+                                       ef_search=ef) for seed in (32, 42)]
+        by_ef[ef] = {"search_p50_ms": round(statistics.median(lat[ef]["search"]), 1),
+                     "search_p95_ms": round(_pct(lat[ef]["search"], 95), 1),
+                     "dedup_p50_ms": round(statistics.median(lat[ef]["dedup"]), 2),
+                     "planted_segments_found": f"{sum(p['found'] for p in planted)}/{sum(p['queries'] for p in planted)}",
+                     "planted_signatures_found":
+                         f"{sum(p['found'] for p in planted_sig)}/{sum(p['queries'] for p in planted_sig)}"}
+    return {"clips": n, "rounds": rounds, "chosen": {"search": chosen[0], "dedup": chosen[1]},
+            "by_ef": by_ef, "load_average": round(os.getloadavg()[0], 1)}
+
+
 def _hnsw_params(db) -> dict:
     defs = {x["indexname"]: x["indexdef"] for x in db.fetch_all(
         "SELECT indexname, indexdef FROM pg_indexes WHERE indexname = ANY(%s)", (list(HNSW_INDEXES),))}
     opts = {x["relname"]: x["reloptions"] for x in db.fetch_all(
         "SELECT relname, reloptions FROM pg_class WHERE relname = ANY(%s)", (list(HNSW_INDEXES),))}
-    ef_search = db.fetch_one("SHOW hnsw.ef_search")["hnsw.ef_search"]
+    from chalicelib.api import search
+    from chalicelib.pipeline import dedup
+    default = db.fetch_one("SHOW hnsw.ef_search")["hnsw.ef_search"]
     return {"definitions": defs,
             "reloptions": {k: v or "defaults: m=16, ef_construction=64" for k, v in opts.items()},
-            "ef_search": int(ef_search), "iterative_scan": "relaxed_order (SET LOCAL by the queries)"}
+            "ef_search": {"server_default": int(default), "search (SET LOCAL)": search.SEMANTIC_EF_SEARCH,
+                          "dedup (SET LOCAL)": dedup.EF_SEARCH},
+            "iterative_scan": "relaxed_order (SET LOCAL by the queries)"}
 
 
 def run(queries: list[str], vocab: list[str], sizes: tuple[int, ...] = SIZES, log=print) -> dict:
@@ -217,18 +268,23 @@ def run(queries: list[str], vocab: list[str], sizes: tuple[int, ...] = SIZES, lo
             "dedup_lookup_ms": round(statistics.median(dl), 2), "dedup_p95_ms": round(_pct(dl, 95), 2),
             "dedup_candidates_min": min(found),
             "recall": {"segments_384d": _recall(db, "transcript_segments", "embedding", 384,
-                                                search.SEMANTIC_CANDIDATES, 21),
-                       "segments_384d_at_10": _recall(db, "transcript_segments", "embedding", 384, 10, 23),
-                       "signatures_128d": _recall(db, "video_signatures", "vector", 128, dedup.CANDIDATES, 22)},
+                                                search.SEMANTIC_CANDIDATES, 21, search.SEMANTIC_EF_SEARCH),
+                       "segments_384d_at_10": _recall(db, "transcript_segments", "embedding", 384, 10, 23,
+                                                      search.SEMANTIC_EF_SEARCH),
+                       "signatures_128d": _recall(db, "video_signatures", "vector", 128, dedup.CANDIDATES, 22,
+                                                  dedup.EF_SEARCH)},
             "planted_recall": {
+                # the product's settings (search.SEMANTIC_EF_SEARCH, dedup.EF_SEARCH) ...
                 "segments_384d": _planted_recall(db, "transcript_segments", "embedding",
-                                                 search.SEMANTIC_CANDIDATES, 0.6, 31),
-                "signatures_128d": _planted_recall(db, "video_signatures", "vector", dedup.CANDIDATES, 0.6, 32),
-                # the knob: the same queries with a wider first pass over the graph
-                "segments_384d_ef200": _planted_recall(db, "transcript_segments", "embedding",
-                                                       search.SEMANTIC_CANDIDATES, 0.6, 31, ef_search=200),
-                "signatures_128d_ef200": _planted_recall(db, "video_signatures", "vector", dedup.CANDIDATES,
-                                                         0.6, 32, ef_search=200)},
+                                                 search.SEMANTIC_CANDIDATES, 0.6, 31,
+                                                 ef_search=search.SEMANTIC_EF_SEARCH),
+                "signatures_128d": _planted_recall(db, "video_signatures", "vector", dedup.CANDIDATES,
+                                                   0.6, 32, ef_search=dedup.EF_SEARCH),
+                # ... and pgvector's default first pass over the graph, for comparison
+                "segments_384d_ef40": _planted_recall(db, "transcript_segments", "embedding",
+                                                      search.SEMANTIC_CANDIDATES, 0.6, 31),
+                "signatures_128d_ef40": _planted_recall(db, "video_signatures", "vector", dedup.CANDIDATES,
+                                                        0.6, 32)},
             "relation_sizes": _sizes(db),
             "load_average": round(os.getloadavg()[0], 1),
         }
@@ -239,6 +295,8 @@ def run(queries: list[str], vocab: list[str], sizes: tuple[int, ...] = SIZES, lo
             f" {entry['recall']['signatures_128d']['recall_mean']}, planted"
             f" {entry['planted_recall']['segments_384d']['recall']} /"
             f" {entry['planted_recall']['signatures_128d']['recall']}, load {entry['load_average']}")
+    report["ef_search_sweep"] = _ef_sweep(db, user, probe, queries, sizes[-1])
+    log(f"  ef_search sweep at {sizes[-1]:,}: {report['ef_search_sweep']['by_ef']}")
     report["hnsw"] = _hnsw_params(db)
     small, large = (report["sizes"][str(n)] for n in (sizes[0], sizes[-1]))
     report["other_rows_in_the_indexes"] = db.fetch_one(

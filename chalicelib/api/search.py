@@ -32,9 +32,13 @@ logger = logging.getLogger(__name__)
 
 MAX_QUERY = 200
 CANDIDATES = 50
-# pgvector's default hnsw.ef_search: the first pass over the graph yields this
-# many; asking for more starts a second (iterative) pass, about twice the work.
 SEMANTIC_CANDIDATES = 40
+# The HNSW walk's first pass (pgvector's hnsw.ef_search, default 40). At 100,000 segments
+# (bench/scale.py's ef_search sweep, bench/results/scale.json) 40 found 18 of 40 planted near
+# neighbours among the candidates, 100 found 32 and 200 found 36; search p50 41, 45 and 46 ms
+# (an earlier sweep: p95 +8 % at 100, +17 % at 200). The rankings run at once, so a wider walk
+# mostly hides behind the title ranking.
+SEMANTIC_EF_SEARCH = 100
 SEMANTIC_MIN_SIMILARITY = 0.35
 RRF_K = 60
 _WORD = re.compile(r"[\w']+")
@@ -147,6 +151,7 @@ def _semantic_hits(uid: str, vector: list[float]) -> list[dict]:
     """
     with db.transaction() as cur:
         cur.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
+        cur.execute(f"SET LOCAL hnsw.ef_search = {SEMANTIC_EF_SEARCH}")
         cur.execute(
             "SELECT h.*, 1 - h.distance AS score, v.title FROM ("
             "  SELECT s.video_id, s.idx, s.start_s, s.text, s.words,"
