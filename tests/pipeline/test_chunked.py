@@ -86,15 +86,19 @@ def test_a_long_clip_encodes_in_chunks_and_plays_as_one_stream(uploader, long_cl
     assert {"LadderPlan", "LadderChunks", "LadderStitch", "Speech", "Finalize"} <= set(entered)
     assert "Ladder" not in entered                 # the single pass did not run
     # 22 s in 8 s chunks on the 4 s grid: [0, 8), [8, 16), [16, 22) (a tail under 4 s would
-    # join its neighbour; 6 s stays its own), plus the audio item.
+    # join its neighbour; 6 s stays its own). No audio item: dedup handed the AAC over.
     plan = json.loads(next(e for e in events if e.get("stateExitedEventDetails", {}).get("name") == "LadderPlan")
                       ["stateExitedEventDetails"]["output"])["ladder"]["plan"]
-    assert plan["chunks"] == 3 and [i["part"] for i in plan["items"]] == ["video"] * 3 + ["audio"]
+    assert plan["chunks"] == 3 and [i["part"] for i in plan["items"]] == ["video"] * 3
     assert [i["start_frame"] for i in plan["items"][:3]] == [0, 240, 480]
     assert plan["concurrency"] == (os.cpu_count() or 1)
     assert max(len(e.get("stateEnteredEventDetails", {}).get("input", "")) for e in events) < 8 * 1024
     runs = [r for r in _runs(vid) if r["stage"] == "transcode_chunk"]
-    assert len(runs) == 4 and {r["status"] for r in runs} == {"succeeded"}
+    assert len(runs) == 3 and {r["status"] for r in runs} == {"succeeded"}
+    # The chunks wrote the final segments; what they reported to the stitch is small.
+    stitch_in = next(e for e in events if e.get("stateEnteredEventDetails", {}).get("name") == "LadderStitch")
+    parts = json.loads(stitch_in["stateEnteredEventDetails"]["input"])["ladder"]["parts"]
+    assert [p["first"] for p in parts] == [0, 2, 4] and len(json.dumps(parts)) < 1024
     # The parts are gone; the layout is the single pass's.
     prefix = f"processed-videos/{vid}/"
     keys = _keys(s3, prefix)
@@ -130,7 +134,7 @@ def test_a_chunk_failing_once_is_retried(uploader, long_clip, chunking, sfn, s3)
     row = wait_for_final(vid, 240)
     assert row["status"] == "complete", row["failure_reason"]
     assert DISPATCHER.pending_faults(CHUNK_FN) == 0
-    assert DISPATCHER.invocations[CHUNK_FN] - before == 4 + 1      # three chunks, the audio, one retry
+    assert DISPATCHER.invocations[CHUNK_FN] - before == 3 + 1      # three chunks, one retry
     events = _history(sfn, vid)
     failed = [e for e in events if "Failed" in e["type"]]
     assert len(failed) == 1, [e["type"] for e in events]       # the one chunk, then its retry
