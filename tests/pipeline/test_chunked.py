@@ -177,3 +177,37 @@ def test_chunks_start_on_the_keyframe_grid():
     for bad in ("6", "0", "-4"):
         with pytest.raises(ValueError, match="CHUNK_SECONDS"):
             parse_chunk_seconds(bad)
+
+
+def test_the_chunks_reports_keep_a_ten_minute_clip_far_under_the_state_limit():
+    from chalicelib.media import chunks, hls
+    from chalicelib.pipeline import transcode
+
+    fps = hls.output_fps(59.94)
+    plan = chunks.plan(600.0, fps, 16)
+    ladder = hls.plan_ladder(1920, 1080, 59.94)
+    parts = []
+    for c in plan:
+        n = 4 if c.frames else 2
+        parts.append({"part": f"video{c.index:05d}", **chunks.ChunkSegments(
+            first=chunks.first_segment(c, fps), durations=[4.004] * n,
+            sizes={r.name: [9_999_999] * n for r in ladder}, codecs={r.name: "avc1.640028" for r in ladder},
+            files=[], init_sizes={r.name: 1_500 for r in ladder}).summary()})
+    state = {"ladder": {"plan": {"items": [c.to_dict() for c in plan], "chunks": len(plan)}, "parts": parts}}
+    assert len(json.dumps(state)) < 32 * 1024           # Step Functions allows 256 KiB
+    durations, sizes, codecs, inits = transcode.joined_parts({"chunks": len(plan)}, parts)
+    assert len(durations) == len(sizes["1080p"]) == 150 and set(inits) == set(codecs)
+
+
+def test_the_stitch_refuses_chunks_that_do_not_join():
+    from chalicelib.media.errors import MediaError
+    from chalicelib.pipeline import transcode
+
+    part = {"first": 0, "durations": [4.0, 4.0], "sizes": {"360p": [1, 2]}, "codecs": {"360p": "avc1.64000d"}}
+    transcode.joined_parts({"chunks": 2}, [part, {**part, "first": 2}])
+    for parts, why in (([part, {**part, "first": 3}], "starts at segment 3"),       # a gap
+                       ([part, {**part, "first": 1}], "starts at segment 1"),       # an overlap
+                       ([part], "1 chunks reported"),
+                       ([part, {**part, "first": 2, "codecs": {"360p": "avc1.640028"}}], "differ")):
+        with pytest.raises(MediaError, match=why):
+            transcode.joined_parts({"chunks": 2}, parts)
