@@ -23,7 +23,7 @@ from pathlib import Path
 
 from chalicelib.media import hls, storyboard
 from chalicelib.media.errors import MediaError
-from chalicelib.media.ffmpeg import CHUNK_PARTS, run_ffmpeg, upload_policy
+from chalicelib.media.ffmpeg import CHUNK_PARTS, aac_track_args, run_ffmpeg, upload_policy
 from chalicelib.media.probe import MediaInfo
 
 
@@ -143,7 +143,7 @@ def encode_audio(src: str | Path, out_dir: str | Path, info: MediaInfo, *, timeo
     names = []
     for bps in audio_bitrates(ladder):
         name = audio_name(bps)
-        args += ["-map", "0:a:0", *hls._audio_codec_args(), "-b:a", str(bps), "-f", "mp4", name]
+        args += ["-map", "0:a:0", *aac_track_args(bps), name]
         names.append(name)
     run_ffmpeg(args, timeout_s=timeout_s, cwd=out_dir, capture_stdout=False, inputs=upload_policy(_source(src)))
     return names
@@ -182,16 +182,19 @@ def stitch(parts_dir: str | Path, out_dir: str | Path, info: MediaInfo, chunks: 
     run_ffmpeg(args, timeout_s=timeout_s, cwd=out_dir, capture_stdout=False, inputs=CHUNK_PARTS)
     result = hls._finish(out_dir, ladder, fps, info.has_audio)
     if side:
-        frame_times = _side_outputs(parts_dir / f"{ladder[0].name}.concat", out_dir, fps, side,
-                                    timeout_s=timeout_s)
+        frame_times = side_outputs(parts_dir / f"{ladder[0].name}.concat", out_dir, fps, side,
+                                   timeout_s=timeout_s)
         result = hls.HlsResult(result.renditions, result.files, result.duration_s, result.master,
                                frame_times=frame_times)
     return result
 
 
-def _side_outputs(listing: Path, out_dir: Path, fps: Fraction, side: hls.SideOutputs, *,
-                  timeout_s: float) -> list[float]:
-    """Thumbnail candidates and storyboard sheets from the lowest rung (decoded once)."""
+def side_outputs(lowest: Path, out_dir: Path, fps: Fraction, side: hls.SideOutputs, *,
+                 timeout_s: float) -> list[float]:
+    """Thumbnail candidates and storyboard sheets from the lowest rung (decoded once).
+
+    `lowest`: the rung as one MP4, or an ffconcat listing (.concat) of its pieces.
+    """
     frame_idx = hls._frame_indices(side.frame_times, fps) if side.frames else []
     sb = side.storyboard
     branches = (1 if frame_idx else 0) + (1 if sb else 0)
@@ -202,7 +205,7 @@ def _side_outputs(listing: Path, out_dir: Path, fps: Fraction, side: hls.SideOut
         picks = "+".join(f"eq(n,{i})" for i in frame_idx)
         w, h = side.frame_size
         chains.append(f"[s0]select='{picks}',scale={w}:{h}:flags=area,format=rgb24[thumbs]")
-    args = ["-y", "-f", "concat", "-safe", "0", "-i", str(listing)]
+    args = ["-y", *(["-f", "concat", "-safe", "0"] if lowest.suffix == ".concat" else []), "-i", str(lowest)]
     if sb:
         chains.append(storyboard.filter_chain(sb, fps, f"s{branches - 1}", "storyboard"))
         shutil.rmtree(out_dir / storyboard.FOLDER, ignore_errors=True)
@@ -213,3 +216,167 @@ def _side_outputs(listing: Path, out_dir: Path, fps: Fraction, side: hls.SideOut
         args += storyboard.output_args("storyboard")
     run_ffmpeg(args, timeout_s=timeout_s, cwd=out_dir, capture_stdout=False, inputs=CHUNK_PARTS)
     return [round(i / float(fps), 3) for i in frame_idx]
+
+
+# ---------------------------------------------------------------- chunks that write final segments
+# Each chunk muxes its video with the AAC frames of its own time range, taken from one
+# whole-track encode (encode_audio, made before the chunks start), into the final HLS
+# segments, numbered and timed on the whole clip's timeline: the stitch then writes only
+# playlists. A frame belongs to the chunk its first sample lies in, so no AAC frame is
+# encoded twice or lost at a join, and the decoder runs through a join as through any
+# other segment boundary.
+
+AAC_FRAME = 1024
+AAC_RATE = 48000
+AAC_PRIMING = 1024   # FFmpeg's AAC encoder starts with one frame of priming (pts -1024)
+
+
+def first_segment(chunk: Chunk, fps: Fraction) -> int:
+    """The index of the chunk's first segment in the whole clip (chunks start on the grid)."""
+    return round(chunk.start_frame / fps / hls.SEGMENT_S)
+
+
+def first_audio_pts(seconds: Fraction) -> int:
+    """The pts (1/48000) of the whole track's first AAC frame starting at or after `seconds`."""
+    n = math.ceil((seconds * AAC_RATE + AAC_PRIMING) / AAC_FRAME)
+    return n * AAC_FRAME - AAC_PRIMING
+
+
+@dataclass(frozen=True)
+class ChunkSegments:
+    """What a chunk wrote, small enough to travel in the state: numbering, durations, sizes."""
+
+    first: int
+    durations: list[float]
+    sizes: dict[str, list[int]]
+    codecs: dict[str, str]
+    files: list[str]
+    init_sizes: dict[str, int]
+
+    def summary(self) -> dict:
+        """The chunk's output in the state: a few hundred bytes (the init sizes only from chunk 0)."""
+        out = {"first": self.first, "durations": self.durations, "sizes": self.sizes, "codecs": self.codecs}
+        if self.first == 0:
+            out["init"] = self.init_sizes
+        return out
+
+
+def _grid_keys(chunk: Chunk, fps: Fraction, duration_s: float) -> list[int]:
+    """The grid frames (absolute) inside the chunk: where it starts its segments."""
+    last = chunk.start_frame + (chunk.frames or 10**9)
+    keys = []
+    k = math.ceil(chunk.start_frame / fps / hls.SEGMENT_S)
+    while grid_frame(k * hls.SEGMENT_S, fps) < last and len(keys) < 100_000:
+        if not chunk.frames and k * hls.SEGMENT_S >= (duration_s or 0):
+            break
+        keys.append(grid_frame(k * hls.SEGMENT_S, fps))
+        k += 1
+    return keys
+
+
+def encode_segments(src: str | Path, audio: dict[int, str | Path], out_dir: str | Path, info: MediaInfo,
+                    chunk: Chunk, *, timeout_s: float, preset: str = hls.DEFAULT_PRESET) -> ChunkSegments:
+    """Encode one chunk of every rung and write its final HLS segments (video + AAC) into out_dir.
+
+    `audio`: the whole-track AAC per bitrate (encode_audio's files, local or presigned URLs);
+    empty for a clip without sound. Files land as segments/{rung}_{NNNNN}.m4s with the
+    whole clip's numbers and decode times, and segments/{rung}_init.mp4 (the same in
+    every chunk: the stitch names chunk 0's).
+    """
+    out_dir = hls._prepare(out_dir)
+    ladder = hls.plan_ladder(info.width, info.height, info.fps)
+    fps = hls.output_fps(info.fps)
+    n = len(ladder)
+    start = Fraction(chunk.start_frame) / fps
+    seek = max(0.0, float(start) - 1.0)
+    keys = _grid_keys(chunk, fps, info.duration_s)
+    first = first_segment(chunk, fps)
+    # After fps the time base is 1/fps: a frame's pts is its frame number, kept (no
+    # setpts), so the encoder sees the clip's own times and keys land on the grid.
+    chains = [f"[0:v]fps={fps},trim=start_pts={chunk.start_frame}"
+              f"{(':end_pts=' + str(chunk.start_frame + chunk.frames)) if chunk.frames else ''},"
+              f"format=yuv420p,split={n}" + "".join(f"[s{i}]" for i in range(n))]
+    chains += [f"[s{i}]scale={r.width}:{r.height}:flags=bicubic,setsar=1[v{i}]"
+               for i, r in enumerate(ladder)]
+    args = ["-y", "-copyts", "-start_at_zero", "-ss", f"{seek:.6f}", "-i", _source(src)]
+    has_audio = bool(audio) and info.has_audio
+    audio_pts = first_audio_pts(start) if chunk.index else -AAC_PRIMING
+    inputs = {}
+    if has_audio:
+        # Every AAC packet is a sync point: -ss lands on the frame at or before the given
+        # time, -to stops before the first packet at or after it. A quarter frame past this
+        # chunk's first frame and before the next chunk's keeps exactly the frames between.
+        window = []
+        if chunk.index:
+            window += ["-ss", f"{(audio_pts + AAC_FRAME / 4) / AAC_RATE:.6f}"]
+        if chunk.frames:
+            end = first_audio_pts(Fraction(chunk.start_frame + chunk.frames) / fps)
+            window += ["-to", f"{(end - AAC_FRAME / 4) / AAC_RATE:.6f}"]
+        for bps in audio_bitrates(ladder):
+            inputs[bps] = 1 + len(inputs)
+            args += [*window, "-i", _source(audio[bps])]
+    args += ["-filter_complex", ";".join(chains)]
+    streams = []
+    for i, r in enumerate(ladder):
+        args += ["-map", f"[v{i}]"]
+        streams.append(f"v:{i}" + (f",a:{i}" if has_audio else "") + f",name:{r.name}")
+    for r in ladder if has_audio else []:
+        args += ["-map", f"{inputs[r.audio_bitrate]}:a:0"]
+    codec = hls._video_codec_args(fps, hls.SEGMENT_S, preset)
+    codec[codec.index("-force_key_frames") + 1] = ",".join(
+        f"{(k - 0.5) / float(fps):.6f}" if k else "0" for k in keys) or "0"
+    args += codec
+    for i, r in enumerate(ladder):
+        args += [f"-b:v:{i}", str(r.video_bitrate), f"-maxrate:v:{i}", str(r.maxrate),
+                 f"-bufsize:v:{i}", str(r.bufsize)]
+    if has_audio:
+        args += ["-c:a", "copy"]
+    args += hls._hls_args(hls.SEGMENT_S, "%v" if n > 1 else ladder[0].name)
+    args += ["-start_number", str(first), "-var_stream_map", " ".join(streams), "%v.m3u8"]
+    # The AAC hand-over is read like the upload (both local, or both presigned URLs).
+    run_ffmpeg(args, timeout_s=timeout_s, cwd=out_dir, capture_stdout=False,
+               inputs=upload_policy(_source(src)))
+    return _place_on_timeline(out_dir, ladder, fps, chunk, keys, first, audio_pts + AAC_PRIMING)
+
+
+def _place_on_timeline(out_dir: Path, ladder: list[hls.Rendition], fps: Fraction, chunk: Chunk,
+                       keys: list[int], first: int, audio_offset: int) -> ChunkSegments:
+    """Move the chunk's fragments to the clip's timeline; check the numbering; what was written."""
+    from chalicelib.media import fmp4
+
+    durations: list[float] | None = None
+    sizes, codecs, files, inits = {}, {}, [], {}
+    for r in ladder:
+        playlist = out_dir / f"{r.name}.m3u8"
+        if not playlist.exists():
+            raise MediaError(f"ffmpeg wrote no {r.name} playlist")
+        init, segments = hls.parse_media_playlist(playlist.read_text())
+        names = [uri.rsplit("/", 1)[-1] for _, uri in segments]
+        expected = [f"{r.name}_{first + i:05d}.m4s" for i in range(len(names))]
+        if not names or names != expected or (chunk.frames and len(names) != len(keys)):
+            raise MediaError(f"chunk {chunk.index} of {r.name} wrote segments {names[:3]}..., "
+                             f"expected {len(keys)} from {first}")
+        init_path = out_dir / "segments" / init.rsplit("/", 1)[-1]
+        offsets = {}
+        for track, (handler, timescale) in fmp4.tracks(init_path.read_bytes()).items():
+            if handler == "vide":
+                ticks = Fraction(chunk.start_frame * timescale) / fps
+                if ticks.denominator != 1:
+                    raise MediaError(f"frame {chunk.start_frame} is not on the {timescale} Hz timescale")
+                offsets[track] = int(ticks)
+            elif handler == "soun":
+                offsets[track] = audio_offset * timescale // AAC_RATE
+            else:
+                raise MediaError(f"unexpected {handler} track in a chunk")
+        for name in names:
+            fmp4.shift_fragments(out_dir / "segments" / name, offsets, first)
+        got = [round(d, 6) for d, _ in segments]
+        if durations is not None and got != durations:
+            raise MediaError(f"chunk {chunk.index}: the rungs' segments differ in length")
+        durations = got
+        sizes[r.name] = [(out_dir / "segments" / name).stat().st_size for name in names]
+        codecs[r.name] = hls._avc_codec_tag(init_path)
+        inits[r.name] = init_path.stat().st_size
+        files += [f"segments/{init_path.name}", *(f"segments/{name}" for name in names)]
+    return ChunkSegments(first=first, durations=durations or [], sizes=sizes, codecs=codecs, files=files,
+                         init_sizes=inits)

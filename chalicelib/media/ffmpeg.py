@@ -118,6 +118,16 @@ def speech_wav_args() -> list[str]:
             "-c:a", "pcm_s16le", "-f", "wav"]
 
 
+def aac_track_args(bitrate: int) -> list[str]:
+    """Output options for one whole AAC track of the HLS ladder (a faststart MP4 a reader can seek in).
+
+    One definition: dedup writes these for the chunked ladder (media/chunks.py), and
+    chunks.encode_audio when the audio has to be encoded on its own.
+    """
+    return ["-vn", "-sn", "-dn", "-c:a", "aac", "-ac", "2", "-ar", "48000", "-b:a", str(bitrate),
+            "-movflags", "+faststart", "-f", "mp4"]
+
+
 def max_seconds() -> float | None:
     """FFMPEG_MAX_SECONDS: an upper bound on every FFmpeg run (e.g. below a short Lambda timeout)."""
     value = os.environ.get("FFMPEG_MAX_SECONDS")

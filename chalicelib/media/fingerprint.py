@@ -23,7 +23,7 @@ from typing import Any, BinaryIO
 from chalicelib import aws
 from chalicelib.media import gamesound
 from chalicelib.media.errors import MediaError, MediaTimeoutError, TransientMediaError
-from chalicelib.media.ffmpeg import run_ffmpeg, speech_wav_args
+from chalicelib.media.ffmpeg import aac_track_args, run_ffmpeg, speech_wav_args
 from chalicelib.media.probe import MediaInfo
 
 logger = logging.getLogger(__name__)
@@ -142,19 +142,21 @@ def sha256_stream(fileobj: BinaryIO, chunk: int = SHA256_CHUNK) -> str:
 
 
 def media_signature(src: str | Path, info: MediaInfo, timeout_s: float,
-                    speech_wav: Path | None = None) -> MediaSignature:
+                    speech_wav: Path | None = None, aac: dict[int, Path] | None = None) -> MediaSignature:
     """Video and (when there is audio) audio signatures of `src`.
 
     `speech_wav`: also write the 16 kHz speech WAV from the same audio decode
     (the transcribe step reads it, so nothing decodes the audio twice); the game-sound
     landmarks are computed from that WAV (a scratch one when `speech_wav` is None).
+    `aac`: also encode the whole audio track as the ladder's AAC, one file per bit rate
+    (the chunked ladder's chunks take their frames from it, media/chunks.py).
     """
     video = video_signature(src, info, timeout_s) if info.has_video else None
     if not info.has_audio:
         return MediaSignature(duration_s=float(info.duration_s or 0.0), video=video, audio=None)
     with tempfile.TemporaryDirectory(dir=aws.scratch_dir()) as tmp:
         wav = Path(speech_wav) if speech_wav is not None else Path(tmp) / "speech.wav"
-        audio = audio_fingerprint(src, timeout_s, wav)
+        audio = audio_fingerprint(src, timeout_s, wav, aac=aac)
         game = gamesound.landmarks(gamesound.read_speech_wav(wav)) if audio is not None else None
     return MediaSignature(duration_s=float(info.duration_s or 0.0), video=video, audio=audio,
                           game=game)
@@ -188,8 +190,8 @@ def video_signature(src: str | Path, info: MediaInfo, timeout_s: float) -> Video
     return VideoSignature(frame_rate=FRAME_RATE, hashes=hashes, vector=_clip_vector(lows))
 
 
-def audio_fingerprint(src: str | Path, timeout_s: float,
-                      speech_wav: Path | None = None) -> list[int] | None:
+def audio_fingerprint(src: str | Path, timeout_s: float, speech_wav: Path | None = None, *,
+                      aac: dict[int, Path] | None = None) -> list[int] | None:
     """Chromaprint raw fingerprint (unsigned 32-bit items), None without an audio stream.
 
     With `speech_wav` (only for a source known to have audio), the same decode
@@ -199,6 +201,8 @@ def audio_fingerprint(src: str | Path, timeout_s: float,
             "-fp_format", "raw", "pipe:1"]
     if speech_wav is not None:
         args = ["-y", *args, "-map", "0:a:0", *speech_wav_args(), str(Path(speech_wav).resolve())]
+        for bps, path in (aac or {}).items():
+            args += ["-map", "0:a:0", *aac_track_args(bps), str(Path(path).resolve())]
     try:
         raw = run_ffmpeg(args, timeout_s=timeout_s).stdout
     except (MediaTimeoutError, TransientMediaError):

@@ -392,6 +392,45 @@ def _finish(out_dir: Path, ladder: list[Rendition], fps: Fraction,
     return HlsResult(renditions=renditions, files=sorted(files), duration_s=round(duration, 3))
 
 
+def write_playlists(out_dir: str | Path, ladder: list[Rendition], fps: Fraction, has_audio: bool,
+                    durations: list[float], sizes: dict[str, list[int]],
+                    codecs: dict[str, str]) -> HlsResult:
+    """The media and master playlists for segments stored elsewhere, from their durations and sizes.
+
+    What _finish measures from files on disk, given instead (the chunked ladder's chunks
+    report them): same playlist text as FFmpeg's, same bandwidths. `files` lists the
+    playlists and every segment and init segment they name.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    renditions, files = [], []
+    target = max([1, *(round(d) for d in durations)])
+    total_s = sum(durations)
+    for r in ladder:
+        seg = sizes.get(r.name) or []
+        if not durations or len(seg) != len(durations):
+            raise MediaError(f"the {r.name} rendition has {len(seg)} segment sizes for {len(durations)} segments")
+        init = f"segments/{r.name}_init.mp4"
+        uris = [f"segments/{r.name}_{i:05d}.m4s" for i in range(len(durations))]
+        lines = ["#EXTM3U", "#EXT-X-VERSION:7", f"#EXT-X-TARGETDURATION:{target}", "#EXT-X-MEDIA-SEQUENCE:0",
+                 "#EXT-X-PLAYLIST-TYPE:VOD", "#EXT-X-INDEPENDENT-SEGMENTS", f'#EXT-X-MAP:URI="{init}"']
+        for d, uri in zip(durations, uris, strict=True):
+            lines += [f"#EXTINF:{d:.6f},", uri]
+        lines.append("#EXT-X-ENDLIST")
+        playlist = f"{r.name}.m3u8"
+        (out_dir / playlist).write_text("\n".join(lines) + "\n")
+        peak = max(size * 8 / max(d, 0.001) for size, d in zip(seg, durations, strict=True))
+        tag = codecs[r.name] + ("," + AUDIO_CODEC_TAG if has_audio else "")
+        renditions.append(HlsRendition(
+            name=r.name, width=r.width, height=r.height, bandwidth=math.ceil(peak),
+            avg_bandwidth=math.ceil(sum(seg) * 8 / max(total_s, 0.001)), codecs=tag,
+            frame_rate=round(float(fps), 3), playlist=playlist, segment_durations=list(durations)))
+        files += [playlist, init, *uris]
+    (out_dir / "master.m3u8").write_text(_master_playlist(renditions))
+    files.append("master.m3u8")
+    return HlsResult(renditions=renditions, files=sorted(files), duration_s=round(total_s, 3))
+
+
 def _fix_segment_uris(text: str) -> str:
     # ffmpeg writes segment URIs relative to the segment directory, not the playlist.
     lines = []

@@ -124,6 +124,35 @@ def _hand_over_speech(video_id: str, wav) -> dict:
     return {"speech_audio_key": key}
 
 
+def _ladder_audio(tmp, info, event: Envelope) -> dict:
+    """{bit rate: path} of the AAC tracks to encode beside the fingerprint, for a clip the ladder chunks.
+
+    The chunks take their frames from one whole-track encode, so a join is
+    seamless; encoding it here, from the decode dedup runs anyway, has it ready
+    before the first chunk starts. Empty for a short or silent clip.
+    """
+    from chalicelib.config import get_settings
+    from chalicelib.pipeline import transcode
+
+    if (not info.has_audio or event.get("shape") == "serial"
+            or (info.duration_s or 0) < get_settings().chunk_threshold_s):
+        return {}
+    return {bps: tmp / f"audio_{bps}.m4a" for bps in transcode.ladder_audio_bitrates(info)}
+
+
+def _hand_over_ladder_audio(video_id: str, aac: dict) -> dict:
+    """Store the AAC tracks for the ladder's chunks; the envelope's {ladder_audio: true} once all are."""
+    if not aac or not all(p.exists() and p.stat().st_size for p in aac.values()):
+        return {}
+    from chalicelib.pipeline import transcode
+
+    with media_io.Uploader() as up:
+        for bps, path in aac.items():
+            up.submit(path, transcode.ladder_audio_key(video_id, bps))
+        up.wait()
+    return {"ladder_audio": True}
+
+
 @stage_step("dedup")
 def run(event: Envelope) -> dict:
     """Probe the upload, store its signature, and look for an earlier copy."""
@@ -153,9 +182,11 @@ def run(event: Envelope) -> dict:
         similarity = 1.0
         elsewhere = {str(r["id"]): 1.0 for r in exact_matches_elsewhere(video_id, sha256)}
         speech = tmp / "speech.wav" if info.has_audio else None
+        aac = _ladder_audio(tmp, info, event)
         if original is None:
             signature = fingerprint.media_signature(
-                src, info, timeout_s=media_io.ffmpeg_timeout(info.duration_s, 3.0), speech_wav=speech)
+                src, info, timeout_s=media_io.ffmpeg_timeout(info.duration_s, 3.0), speech_wav=speech,
+                aac=aac)
             store_signature(video_id, signature, info.duration_s)
             vector = signature.video.vector if signature.video else [0.0] * 128
 
@@ -173,7 +204,7 @@ def run(event: Envelope) -> dict:
         record_cross_stream(video_id, list(elsewhere.items()))
         if original is None:
             return {"dedup": {"is_duplicate": False}, "has_audio": info.has_audio,
-                    **_hand_over_speech(video_id, speech)}
+                    **_hand_over_speech(video_id, speech), **_hand_over_ladder_audio(video_id, aac)}
         _store_overlay(video_id, frame, "duplicate", thumbnails.duplicate_overlay)
         return {"dedup": {"is_duplicate": True, "original_id": str(original["id"]),
                           "similarity": similarity}}

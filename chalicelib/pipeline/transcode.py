@@ -73,15 +73,16 @@ def _side_outputs(tmp: Path, info):
 
 
 # ---------------------------------------------------------------- the chunked ladder
-# Long clips (settings.chunk_threshold_s): plan -> a Map of parts (every chunk's video
-# ladder, and the whole audio) -> stitch, which publishes exactly what run() does.
+# Long clips (settings.chunk_threshold_s): plan -> a Map of chunks, each writing its final
+# segments (video + its share of dedup's whole-track AAC) -> stitch, which writes only the
+# playlists, the MPD, the storyboard and the thumbnail: what run() publishes.
 
 def plan(event: Envelope) -> dict:
     """Whether the Ladder branch encodes in chunks, and which: {"ladder_plan": {...}}, keys only.
 
     Reads what dedup recorded on the video (length, size, frame rate), so it
-    downloads nothing. A transcode already done (a resumed execution) or a
-    short clip takes the single pass.
+    downloads nothing. A transcode already done (a resumed execution), a short
+    clip, or a clip with sound whose AAC dedup did not hand over takes the single pass.
     """
     from chalicelib import db
     from chalicelib.config import get_settings
@@ -95,15 +96,14 @@ def plan(event: Envelope) -> dict:
         return single
     if float(row["duration_s"]) < settings.chunk_threshold_s:
         return single
+    if event.get("has_audio") and not event.get("ladder_audio"):
+        return single
     if event.get("resume") and progress.succeeded_output(video_id, "transcode") is not None:
         return single
     fps = float(row["fps"]) if row["fps"] else None
     parts = chunks.plan(float(row["duration_s"]), hls.output_fps(fps), settings.chunk_s)
-    items = [{"part": "video", **c.to_dict()} for c in parts]
-    if event.get("has_audio"):
-        items.append({"part": "audio"})  # encoded once, whole, beside the video chunks
     return {"ladder_plan": {
-        "chunked": True, "chunks": len(parts), "items": items,
+        "chunked": True, "chunks": len(parts), "items": [{"part": "video", **c.to_dict()} for c in parts],
         "concurrency": settings.chunk_concurrency,
         "source": {"duration_s": float(row["duration_s"]), "width": int(row["width"]),
                    "height": int(row["height"]), "fps": fps,
@@ -115,8 +115,22 @@ SOURCE_URL_TTL_S = 3600
 
 
 def parts_prefix(video_id: str) -> str:
-    """Where the chunks wait for the stitch: under the video's prefix, so a delete removes leftovers."""
+    """The chunked ladder's hand-overs (dedup's AAC): under the video's prefix, so a delete removes leftovers."""
     return f"{storage.processed_prefix(video_id)}tmp/chunks/"
+
+
+def ladder_audio_key(video_id: str, bitrate: int) -> str:
+    """Where dedup leaves the whole-track AAC at `bitrate` for the chunks (the stitch deletes it)."""
+    from chalicelib.media import chunks
+
+    return parts_prefix(video_id) + chunks.audio_name(bitrate)
+
+
+def ladder_audio_bitrates(info) -> list[int]:
+    """The AAC bit rates the ladder of `info` uses (what dedup hands over for a chunked clip)."""
+    from chalicelib.media import chunks, hls
+
+    return chunks.audio_bitrates(hls.plan_ladder(info.width, info.height, info.fps))
 
 
 def _source_info(source: dict):
@@ -128,72 +142,145 @@ def _source_info(source: dict):
 
 
 def _part_name(event: Envelope) -> str:
-    part = event["part"]
-    return "audio" if part["part"] == "audio" else f"video{int(part['index']):05d}"
+    return f"video{int(event['part']['index']):05d}"
 
 
 @stage_step("transcode_chunk", part=_part_name)
 def encode_part(event: Envelope) -> dict:
-    """One Map item: a chunk's whole video ladder, or the whole audio; stored under parts_prefix."""
+    """One Map item: a chunk's final segments of every rung, stored under their final keys.
+
+    Returns the chunk's numbering, segment durations and sizes (a few hundred bytes).
+    A retried chunk writes the same keys again. Chunk 0 also stores the init segments.
+    """
     from chalicelib.media import chunks
     from chalicelib.media.errors import InvalidMediaError, MediaTimeoutError
 
     video_id, part = event["video_id"], event["part"]
     info = _source_info(event["source"])
-    prefix = parts_prefix(video_id)
-    # FFmpeg reads the upload through its presigned URL: a video chunk seeks before -i, so
-    # only the container index and its own byte ranges travel, never the whole upload.
+    chunk = chunks.Chunk.from_dict(part)
+    # FFmpeg reads the upload and dedup's AAC through presigned URLs: with the seeks before
+    # -i, only the container indexes and this chunk's own byte ranges travel.
     src = storage.presigned_get(event["key"], SOURCE_URL_TTL_S)
+    audio = ({bps: storage.presigned_get(ladder_audio_key(video_id, bps), SOURCE_URL_TTL_S)
+              for bps in ladder_audio_bitrates(info)} if info.has_audio else {})
+    prefix = storage.processed_prefix(video_id)
     with media_io.workdir(video_id) as tmp:
-        out = tmp / "parts"
+        out = tmp / "hls"
+        seconds = (chunk.frames / (info.fps or 30)) if chunk.frames else info.duration_s
         try:
-            if part["part"] == "audio":
-                names = chunks.encode_audio(src, out, info, timeout_s=media_io.ffmpeg_timeout(
-                    info.duration_s, 2.0, floor_s=120))
-            else:
-                chunk = chunks.Chunk.from_dict(part)
-                seconds = (chunk.frames / (info.fps or 30)) if chunk.frames else info.duration_s
-                names = chunks.encode_video(src, out, info, chunk, timeout_s=media_io.ffmpeg_timeout(
-                    seconds, 8.0, floor_s=120))
+            written = chunks.encode_segments(src, audio, out, info, chunk, timeout_s=media_io.ffmpeg_timeout(
+                seconds, 8.0, floor_s=120))
         except (InvalidMediaError, MediaTimeoutError) as exc:
             raise PermanentStepError(f"transcode failed: {exc.reason}", public=exc.public) from None
         with media_io.Uploader() as up:
-            for name in names:
-                up.submit(out / name, prefix + name)
+            for rel in written.files:
+                if chunk.index == 0 or not rel.endswith("_init.mp4"):
+                    up.submit(out / rel, prefix + rel)
             up.wait()
-    return {"part": _part_name(event), "objects": len(names)}
+    return {"part": _part_name(event), **written.summary()}
+
+
+def joined_parts(plan_: dict, parts: list[dict]) -> tuple[list[float], dict[str, list[int]], dict[str, str], dict]:
+    """The chunks' outputs as one ladder: (durations, sizes per rung, codecs, init sizes); checks they join.
+
+    The chunks must number their segments one after another from 0 and agree on
+    the codecs (every chunk's fragments are read with chunk 0's init segment).
+    """
+    from chalicelib.media.errors import MediaError
+
+    if len(parts) != plan_["chunks"]:
+        raise MediaError(f"{len(parts)} chunks reported, {plan_['chunks']} planned")
+    durations: list[float] = []
+    sizes: dict[str, list[int]] = {}
+    for part in parts:
+        if part["first"] != len(durations):
+            raise MediaError(f"a chunk starts at segment {part['first']}, expected {len(durations)}")
+        if part["codecs"] != parts[0]["codecs"]:
+            raise MediaError("the chunks' encodes differ")
+        durations += part["durations"]
+        for rung, seg in part["sizes"].items():
+            sizes.setdefault(rung, []).extend(seg)
+    return durations, sizes, parts[0]["codecs"], parts[0].get("init") or {}
 
 
 @stage_step("transcode")
 def stitch(event: Envelope) -> dict:
-    """Join the parts into the single pass's layout (-c copy), publish it, delete the parts."""
-    from chalicelib.media import chunks, hls
-    from chalicelib.media.errors import InvalidMediaError, MediaTimeoutError
+    """Publish the chunks' segments: playlists, master, MPD, storyboard, thumbnail; delete the hand-overs.
+
+    No segment is copied: the chunks stored them under their final keys. The
+    storyboard and thumbnail come from decoding the lowest rung (the smallest).
+    """
+    from chalicelib.media import chunks, dash, hls, storyboard
+    from chalicelib.media.errors import InvalidMediaError, MediaError, MediaTimeoutError
 
     video_id, plan_ = event["video_id"], event["ladder_plan"]
     info = _source_info(plan_["source"])
     ladder = hls.plan_ladder(info.width, info.height, info.fps)
-    names = [chunks.video_name(r.name, c) for r in ladder for c in range(plan_["chunks"])]
-    if info.has_audio:
-        names += [chunks.audio_name(bps) for bps in chunks.audio_bitrates(ladder)]
-    prefix = parts_prefix(video_id)
+    fps = hls.output_fps(info.fps)
+    prefix = storage.processed_prefix(video_id)
+    try:
+        durations, sizes, codecs, inits = joined_parts(plan_, event["parts"])
+    except MediaError as exc:
+        raise PermanentStepError(f"transcode failed: {exc.reason}", public=exc.public) from None
     with media_io.workdir(video_id) as tmp:
-        parts = tmp / "parts"
-        parts.mkdir()
-        for name in names:
-            media_io.download(prefix + name, parts / name)
-        side = _side_outputs(tmp, info)
         out = tmp / "hls"
         try:
-            result = chunks.stitch(parts, out, info, plan_["chunks"], side=side,
-                                   timeout_s=media_io.ffmpeg_timeout(info.duration_s, 1.0, floor_s=120))
+            result = hls.write_playlists(out, ladder, fps, info.has_audio, durations, sizes, codecs)
+        except MediaError as exc:
+            raise PermanentStepError(f"transcode failed: {exc.reason}", public=exc.public) from None
+        lowest = tmp / "lowest.mp4"
+        _join_rung(prefix, ladder[0].name, len(durations), lowest)
+        side = _side_outputs(tmp, info)
+        try:
+            frame_times = chunks.side_outputs(lowest, out, fps, side, timeout_s=media_io.ffmpeg_timeout(
+                info.duration_s, 1.0, floor_s=120))
         except (InvalidMediaError, MediaTimeoutError) as exc:
             raise PermanentStepError(f"transcode failed: {exc.reason}", public=exc.public) from None
+        segments = [(prefix + rel, size, media_io.content_type(out / rel))
+                    for rung, seg in sizes.items()
+                    for rel, size in [(f"segments/{rung}_init.mp4", inits.get(rung, 0)),
+                                      *((f"segments/{rung}_{i:05d}.m4s", n) for i, n in enumerate(seg))]]
+        frame = tmp / "thumbnail.jpg"
+        _thumbnail(lowest, info, side, frame_times, frame)
         with media_io.Uploader() as up:
-            output = _publish(video_id, up, out, result, info, side,
-                              thumbnail_src=parts / chunks.video_name(ladder[-1].name, 0))
-    storage.delete_prefix(prefix)
-    return output
+            up.submit(frame, storage.thumbnail_key(video_id))
+            for rel in storyboard.finish(side.storyboard, out, result.duration_s):
+                up.submit(out / rel, prefix + rel)
+            up.submit(out / dash.write_mpd(out, result), prefix + dash.MPD_NAME)
+            for rel in [r.playlist for r in result.renditions]:
+                up.submit(out / rel, prefix + rel)
+            up.wait()
+            up.submit(out / result.master, prefix + result.master)   # the master last
+            assets = up.wait()
+            media_io.record_assets(video_id, segments + assets, asset_kind)
+    storage.delete_prefix(parts_prefix(video_id))
+    progress.update_video(video_id, duration_s=result.duration_s,
+                          bitrates=sorted(int(r.name.rstrip("p")) for r in result.renditions))
+    logger.info("stitched", extra={"video_id": video_id, "renditions": len(result.renditions),
+                                   "segments": len(segments)})
+    return {"hls": {"master_key": storage.master_playlist_key(video_id),
+                    "renditions": [r.name for r in result.renditions]},
+            "dash": {"manifest_key": storage.dash_manifest_key(video_id)},
+            "has_audio": info.has_audio}
+
+
+def _join_rung(prefix: str, rung: str, count: int, dest: Path) -> None:
+    """The stored rung as one fragmented MP4 (its init segment, then every segment): to decode."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from chalicelib import aws
+
+    keys = [f"{prefix}segments/{rung}_init.mp4", *(f"{prefix}segments/{rung}_{i:05d}.m4s" for i in range(count))]
+    parts = [dest.parent / f"{dest.name}.{i}" for i in range(len(keys))]
+    with ThreadPoolExecutor(8, thread_name_prefix="join") as pool:
+        jobs = [pool.submit(aws.in_context(media_io.download), key, part)
+                for key, part in zip(keys, parts, strict=True)]
+        for job in jobs:
+            job.result()
+    with open(dest, "wb") as out:
+        for part in parts:
+            out.write(part.read_bytes())
+            part.unlink()
 
 
 def _publish(video_id: str, up: media_io.Uploader, out: Path, result, info, side,

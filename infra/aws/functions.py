@@ -124,13 +124,13 @@ PIPELINE_FUNCTIONS: dict[str, FunctionSpec] = {
     "pipeline_transcode_chunk": FunctionSpec(
         image=True, memory=CHUNK_MEMORY_MB, timeout=TRANSCODE_TIMEOUT_S,
         ephemeral_mb=ephemeral_mb(transcode_scratch_bytes(CHUNK_SIZING_S) - MAX_UPLOAD_BYTES),
-        grants=("read-raw", "write-chunk-parts", *_STEP),
-        why="one Map item of the chunked ladder: a chunk's video ladder or the whole audio (FFmpeg)"),
+        grants=("read-raw", "read-processed", "write-processed", *_STEP),
+        why="one Map item of the chunked ladder: a chunk's final segments, with dedup's AAC (FFmpeg)"),
     "pipeline_transcode_stitch": FunctionSpec(
         image=True, memory=TRANSCODE_MEMORY_MB, timeout=TRANSCODE_TIMEOUT_S,
         ephemeral_mb=ephemeral_mb(2 * (transcode_scratch_bytes() - MAX_UPLOAD_BYTES)),
         grants=("read-processed", "write-processed", "write-thumbnails", *_STEP),
-        why="joins the chunks with -c copy into the HLS/DASH layout, publishes, deletes the chunks"),
+        why="playlists and MPD from the chunks' reports; storyboard and thumbnail from the lowest rung"),
     "pipeline_transcribe": FunctionSpec(
         image=True, ephemeral_mb=ephemeral_mb(MAX_UPLOAD_BYTES),
         grants=("read-raw", "read-processed", "write-transcripts", *_STEP),
@@ -252,12 +252,8 @@ def grant_statements(grant: str, names: iam.Names) -> list[dict]:
             *iam.s3_delete("thumbnail-uploads/", why="removes the upload once it is re-encoded or refused")],
         "write-speech-handover": lambda: [{
             "Sid": iam._sid("WriteSpeechHandOver", "leaves the 16 kHz speech WAV of its audio decode "
-                            "for the transcribe step, which runs beside the transcode"),
-            "Effect": "Allow", "Action": ["s3:PutObject", "s3:AbortMultipartUpload"],
-            "Resource": iam._objects(("processed-videos/*/tmp/",))}],
-        "write-chunk-parts": lambda: [{
-            "Sid": iam._sid("WriteChunkParts", "leaves a chunk of the chunked ladder under the video's "
-                            "tmp/ prefix for the stitch step, which deletes it"),
+                            "for the transcribe step, which runs beside the transcode, and a long "
+                            "clip's AAC tracks for the chunked ladder"),
             "Effect": "Allow", "Action": ["s3:PutObject", "s3:AbortMultipartUpload"],
             "Resource": iam._objects(("processed-videos/*/tmp/",))}],
         "write-transcripts": lambda: [iam.s3_write("transcripts/", why="writes transcripts/{id}.json")],

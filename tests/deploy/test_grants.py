@@ -136,10 +136,14 @@ NEEDS: dict[str, list[Need]] = {
     "chalicelib.pipeline.transcode:run": obj(RAW, GET) + obj(HLS, *MULTIPART) + obj(THUMBS, *MULTIPART),
     "chalicelib.pipeline.transcode:_store_ladder": obj(HLS, *MULTIPART),
     "chalicelib.pipeline.transcode:_publish": obj(HLS, *MULTIPART) + obj(THUMBS, *MULTIPART),
-    # the chunked ladder: chunks wait under the video's tmp/ prefix; the stitch deletes them
-    "chalicelib.pipeline.transcode:encode_part": obj(RAW, GET) + [
-        Need(a, f"arn:aws:s3:::media-bucket/{HLS}{VIDEO}/tmp/chunks/360p_c00000.mp4") for a in MULTIPART],
-    "chalicelib.pipeline.transcode:stitch": obj(HLS, GET, DELETE) + listing(HLS),
+    # the chunked ladder: dedup leaves the AAC under the video's tmp/ prefix; the chunks read it
+    # and store their final segments; the stitch stores playlists and deletes the hand-over
+    "chalicelib.pipeline.dedup:_hand_over_ladder_audio": [
+        Need(a, f"arn:aws:s3:::media-bucket/{HLS}{VIDEO}/tmp/chunks/audio_96000.m4a") for a in MULTIPART],
+    "chalicelib.pipeline.transcode:encode_part": obj(RAW, GET) + obj(HLS, GET, *MULTIPART),
+    "chalicelib.pipeline.transcode:stitch": (obj(HLS, GET, DELETE, *MULTIPART) + listing(HLS)
+                                             + obj(THUMBS, *MULTIPART)),
+    "chalicelib.pipeline.transcode:_join_rung": obj(HLS, GET),
     "chalicelib.pipeline.transcribe:run": obj(HLS, GET, DELETE),       # the speech WAV hand-over
     "chalicelib.pipeline.transcribe:_audio_from_upload": obj(RAW, GET),
     "chalicelib.pipeline.transcribe:store": obj("transcripts/", PUT),

@@ -86,15 +86,19 @@ def test_a_long_clip_encodes_in_chunks_and_plays_as_one_stream(uploader, long_cl
     assert {"LadderPlan", "LadderChunks", "LadderStitch", "Speech", "Finalize"} <= set(entered)
     assert "Ladder" not in entered                 # the single pass did not run
     # 22 s in 8 s chunks on the 4 s grid: [0, 8), [8, 16), [16, 22) (a tail under 4 s would
-    # join its neighbour; 6 s stays its own), plus the audio item.
+    # join its neighbour; 6 s stays its own). No audio item: dedup handed the AAC over.
     plan = json.loads(next(e for e in events if e.get("stateExitedEventDetails", {}).get("name") == "LadderPlan")
                       ["stateExitedEventDetails"]["output"])["ladder"]["plan"]
-    assert plan["chunks"] == 3 and [i["part"] for i in plan["items"]] == ["video"] * 3 + ["audio"]
+    assert plan["chunks"] == 3 and [i["part"] for i in plan["items"]] == ["video"] * 3
     assert [i["start_frame"] for i in plan["items"][:3]] == [0, 240, 480]
     assert plan["concurrency"] == (os.cpu_count() or 1)
     assert max(len(e.get("stateEnteredEventDetails", {}).get("input", "")) for e in events) < 8 * 1024
     runs = [r for r in _runs(vid) if r["stage"] == "transcode_chunk"]
-    assert len(runs) == 4 and {r["status"] for r in runs} == {"succeeded"}
+    assert len(runs) == 3 and {r["status"] for r in runs} == {"succeeded"}
+    # The chunks wrote the final segments; what they reported to the stitch is small.
+    stitch_in = next(e for e in events if e.get("stateEnteredEventDetails", {}).get("name") == "LadderStitch")
+    parts = json.loads(stitch_in["stateEnteredEventDetails"]["input"])["ladder"]["parts"]
+    assert [p["first"] for p in parts] == [0, 2, 4] and len(json.dumps(parts)) < 1024
     # The parts are gone; the layout is the single pass's.
     prefix = f"processed-videos/{vid}/"
     keys = _keys(s3, prefix)
@@ -130,7 +134,7 @@ def test_a_chunk_failing_once_is_retried(uploader, long_clip, chunking, sfn, s3)
     row = wait_for_final(vid, 240)
     assert row["status"] == "complete", row["failure_reason"]
     assert DISPATCHER.pending_faults(CHUNK_FN) == 0
-    assert DISPATCHER.invocations[CHUNK_FN] - before == 4 + 1      # three chunks, the audio, one retry
+    assert DISPATCHER.invocations[CHUNK_FN] - before == 3 + 1      # three chunks, one retry
     events = _history(sfn, vid)
     failed = [e for e in events if "Failed" in e["type"]]
     assert len(failed) == 1, [e["type"] for e in events]       # the one chunk, then its retry
@@ -173,3 +177,37 @@ def test_chunks_start_on_the_keyframe_grid():
     for bad in ("6", "0", "-4"):
         with pytest.raises(ValueError, match="CHUNK_SECONDS"):
             parse_chunk_seconds(bad)
+
+
+def test_the_chunks_reports_keep_a_ten_minute_clip_far_under_the_state_limit():
+    from chalicelib.media import chunks, hls
+    from chalicelib.pipeline import transcode
+
+    fps = hls.output_fps(59.94)
+    plan = chunks.plan(600.0, fps, 16)
+    ladder = hls.plan_ladder(1920, 1080, 59.94)
+    parts = []
+    for c in plan:
+        n = 4 if c.frames else 2
+        parts.append({"part": f"video{c.index:05d}", **chunks.ChunkSegments(
+            first=chunks.first_segment(c, fps), durations=[4.004] * n,
+            sizes={r.name: [9_999_999] * n for r in ladder}, codecs={r.name: "avc1.640028" for r in ladder},
+            files=[], init_sizes={r.name: 1_500 for r in ladder}).summary()})
+    state = {"ladder": {"plan": {"items": [c.to_dict() for c in plan], "chunks": len(plan)}, "parts": parts}}
+    assert len(json.dumps(state)) < 32 * 1024           # Step Functions allows 256 KiB
+    durations, sizes, codecs, inits = transcode.joined_parts({"chunks": len(plan)}, parts)
+    assert len(durations) == len(sizes["1080p"]) == 150 and set(inits) == set(codecs)
+
+
+def test_the_stitch_refuses_chunks_that_do_not_join():
+    from chalicelib.media.errors import MediaError
+    from chalicelib.pipeline import transcode
+
+    part = {"first": 0, "durations": [4.0, 4.0], "sizes": {"360p": [1, 2]}, "codecs": {"360p": "avc1.64000d"}}
+    transcode.joined_parts({"chunks": 2}, [part, {**part, "first": 2}])
+    for parts, why in (([part, {**part, "first": 3}], "starts at segment 3"),       # a gap
+                       ([part, {**part, "first": 1}], "starts at segment 1"),       # an overlap
+                       ([part], "1 chunks reported"),
+                       ([part, {**part, "first": 2, "codecs": {"360p": "avc1.640028"}}], "differ")):
+        with pytest.raises(MediaError, match=why):
+            transcode.joined_parts({"chunks": 2}, parts)
