@@ -47,8 +47,10 @@ def fallbacks(event: Envelope) -> Envelope:
 
     Its outcome goes to the stage history (stage `mp4_fallbacks`) without
     touching the video's processing_index: the video is playable whatever
-    happens here. A failure no retry can fix is recorded, so the MP4 route
-    answers 404 rather than 202 for good; a transient one is retried.
+    happens here. A transient error is retried by the state machine; a failure
+    that outlives the retries (or none can fix) reaches RecordFallbacksFailed,
+    which records it through mark_failed (side_stage), so the MP4 route answers
+    404 rather than 202 for good.
     """
     video_id, started = event["video_id"], time.time()
     try:
@@ -58,8 +60,6 @@ def fallbacks(event: Envelope) -> Envelope:
             return {**event, "mp4_fallbacks": []}
         if is_transient(exc):
             raise TransientStepError(f"{FALLBACKS_STAGE}: {type(exc).__name__}: {exc}") from exc
-        progress.record_side_stage(video_id, FALLBACKS_STAGE, event.get("execution"), started,
-                                   error=f"{type(exc).__name__}: {exc}")
         raise
     if sweep_if_deleted(video_id, FALLBACKS_STAGE):
         return {**event, "mp4_fallbacks": []}
@@ -163,8 +163,16 @@ def failure_reason(error: dict | None) -> str:
 
 
 def mark_failed(event: Envelope) -> Envelope:
-    """Record the failure on the video; the machine then ends in its Fail state."""
+    """Record the failure on the video; the machine then ends in its Fail state.
+
+    With `side_stage` (RecordFallbacksFailed) the failure is that of work done after the
+    video became playable: it goes to the stage history only, and the video stays complete.
+    """
     reason = failure_reason(event.get("error"))
+    if event.get("side_stage") == FALLBACKS_STAGE:
+        progress.record_side_stage(event["video_id"], FALLBACKS_STAGE, event.get("execution"), time.time(),
+                                   error=reason)
+        return {**event, "failure_reason": reason}
     if not progress.mark_failed(event["video_id"], reason, event.get("execution"),
                                 event.get("failed_stage")):
         logger.info("video gone or already failed", extra={"video_id": event["video_id"]})

@@ -8,7 +8,7 @@ import uuid
 import pytest
 import requests
 
-from tests.helpers import video_row, wait_for_final
+from tests.helpers import video_row, wait_for_fallbacks, wait_for_final
 
 TRANSCODE_FN = "clipstream-local-pipeline_transcode"
 
@@ -51,14 +51,17 @@ def test_presigned_put_upload_processes_to_complete(client, creator, clips):
     assert put.status_code == 200, put.text
     row = wait_for_final(created["id"], 60)
     assert (row["processing_index"], row["status"]) == (0, "complete")
+    assert wait_for_fallbacks(created["id"], 60)["status"] == "succeeded"   # after playable
     resp = client.http.get(f"/videos/{created['id']}/processing", headers=me["headers"])
     body = json.loads(resp.body)
     assert body["status"] == "complete" and body["processing_index"] == 0 and body["stage"] == "complete"
     assert body["execution_arn"].startswith("arn:aws:states:")
     assert body["started_at"] and body["finished_at"] and body["failure_reason"] is None
     stages = [h["stage"] for h in body["history"]]
-    # Dedup first; Transcode runs beside Transcribe -> Embed, so their order varies.
-    assert stages[0] == "dedup" and sorted(stages[1:]) == ["embed", "transcode", "transcribe"]
+    # Dedup first; Transcode runs beside Transcribe -> Embed, so their order varies; the MP4
+    # fallbacks are made after the video became playable.
+    assert stages[0] == "dedup" and stages[-1] == "mp4_fallbacks"
+    assert sorted(stages[1:-1]) == ["embed", "transcode", "transcribe"]
     assert stages.index("transcribe") < stages.index("embed")
 
 

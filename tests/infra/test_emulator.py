@@ -44,7 +44,14 @@ def test_every_task_has_timeout_retry_and_catch():
             continue
         assert state["TimeoutSeconds"] > 0, name
         assert lambda_errors <= set(state["Retry"][0]["ErrorEquals"]), name
-        if name != "MarkFailed":
+        if name in ("Fallbacks", "RecordFallbacksFailed"):
+            # After playable: a failure is recorded (RecordFallbacksFailed) and the execution succeeds.
+            record = definition["States"]["RecordFallbacksFailed"]
+            assert definition["States"]["Fallbacks"]["Catch"][0]["Next"] == "RecordFallbacksFailed"
+            assert record["Parameters"]["Payload"]["side_stage"] == "mp4_fallbacks"
+            for after in (record["Next"], record["Catch"][0]["Next"]):
+                assert definition["States"][after]["Type"] == "Succeed", name
+        elif name != "MarkFailed":
             handler = definition["States"][state["Catch"][0]["Next"]]
             assert handler == {"Type": "Pass", "Comment": handler["Comment"], "Result": handler["Result"],
                                "ResultPath": "$.failed_stage", "Next": "MarkFailed"}, name

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from tests.helpers import call, wait_for, wait_for_final
+from tests.helpers import call, wait_for, wait_for_fallbacks, wait_for_final
 from tests.reliability.conftest import (DEDUP_FN, TRANSCODE_FN, kill, new_video, objects_of,
                                         put_bytes, wait_for_ffmpeg, workdir_tag)
 
@@ -31,6 +31,8 @@ def _assert_stored_once(video_id: str, s3) -> None:
     """One transcript, one embedding, asset rows exactly the stored objects, one success per stage."""
     from chalicelib import db
 
+    wait_for_fallbacks(video_id, 120)   # the last state, after the video became playable
+
     one = db.fetch_one
     assert one("SELECT count(*) AS n FROM transcripts WHERE video_id = %s", (video_id,))["n"] == 1
     assert one("SELECT count(*) AS n FROM video_embeddings WHERE video_id = %s", (video_id,))["n"] == 1
@@ -40,7 +42,8 @@ def _assert_stored_once(video_id: str, s3) -> None:
     stored = set(objects_of(s3, video_id))
     assert len(assets) == len(set(assets)) and set(assets) <= stored
     fresh = [r for r in _runs(video_id) if r[1] == "succeeded" and not r[2]]
-    assert sorted(r[0] for r in fresh) == ["dedup", "embed", "transcode", "transcribe"], _runs(video_id)
+    assert sorted(r[0] for r in fresh) == ["dedup", "embed", "mp4_fallbacks", "transcode", "transcribe"], \
+        _runs(video_id)
 
 
 def test_lambda_service_errors_and_throttling_are_retried(crew, clips, figures, s3):
@@ -55,6 +58,37 @@ def test_lambda_service_errors_and_throttling_are_retried(crew, clips, figures, 
     _assert_stored_once(vid, s3)
     figures.fault("lambda ServiceException", 2, True)
     figures.fault("lambda TooManyRequestsException (throttling)", 2, True)
+
+
+def test_fallbacks_failing_past_their_retries_are_recorded_and_the_video_stays_playable(client, crew, clips,
+                                                                                       figures):
+    """Every attempt of the Fallbacks state fails (Lambda service errors past its retries): the video,
+    playable since Finalize, stays complete; RecordFallbacksFailed records the failure, so the MP4
+    route answers 404 rather than "not ready" for good; the execution still succeeds."""
+    from chalicelib import db
+    from infra.local.emulator import DISPATCHER
+
+    fallbacks_fn = "clipstream-local-pipeline_fallbacks"
+    # More than the state's 1 + 4 attempts can use, each with the SDK's own retries.
+    DISPATCHER.inject_fault(fallbacks_fn, ("service", "ServiceException", 500), times=40)
+    try:
+        vid = crew(clips[0])
+        assert wait_for_final(vid, 120)["status"] == "complete"
+        run = wait_for_fallbacks(vid, 180)
+    finally:
+        left = DISPATCHER.pending_faults(fallbacks_fn)
+        DISPATCHER.clear_faults()
+    assert run["status"] == "failed" and "ServiceException" in run["error"], run
+    assert 0 < left < 40     # attempts were made, and they ran out before the faults did
+    row = db.fetch_one("SELECT status, processing_index, bitrates FROM videos WHERE id = %s", (vid,))
+    assert (row["status"], row["processing_index"]) == ("complete", 0)
+    quality = f"{min(row['bitrates'])}p"
+    resp = client.http.get(f"/api/videos/{vid}/stream/{quality}", headers=crew.me["headers"])
+    assert resp.status_code == 404, resp.body
+    assert client.http.get(f"/videos/{vid}/stream", headers=crew.me["headers"]).status_code == 200  # HLS plays
+    execution = db.fetch_one("SELECT status FROM pipeline_executions WHERE video_id = %s", (vid,))
+    assert execution["status"] == "succeeded", execution
+    figures.fault("lambda ServiceException past the Fallbacks state's retries (after playable)", 40 - left, True)
 
 
 def test_storage_500s_are_retried(client, crew, clips, figures, s3):

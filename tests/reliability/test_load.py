@@ -11,6 +11,7 @@ import psycopg2
 import pytest
 import requests
 
+from tests.helpers import wait_for_fallbacks
 from tests.media import clips as make
 from tests.reliability.conftest import new_video, put_bytes
 
@@ -116,9 +117,11 @@ def test_fifty_uploads_at_once(live_api, stack, client, sign_in, make_stream, lo
     executions = db.fetch_all("SELECT video_id::text, count(*) AS n FROM pipeline_executions"
                               " WHERE video_id = ANY(%s::uuid[]) GROUP BY video_id", (ids,))
     assert sorted(r["n"] for r in executions) == [1] * len(ids)
+    for v in ids:   # the MP4 fallbacks, made after each video became playable
+        wait_for_fallbacks(v, 120)
     runs = db.fetch_all("SELECT stage, count(*) AS n FROM stage_runs WHERE video_id = ANY(%s::uuid[])"
                         " AND status = 'succeeded' AND NOT resumed GROUP BY video_id, stage", (ids,))
-    assert len(runs) == 4 * len(ids) and {r["n"] for r in runs} == {1}      # no stage ran twice
+    assert len(runs) == 5 * len(ids) and {r["n"] for r in runs} == {1}      # no stage ran twice
     assert healths and all(status == 200 for status, _ in healths), healths
     assert max(counts) <= CONNECTION_BOUND, max(counts)
 

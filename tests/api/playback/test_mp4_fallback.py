@@ -137,12 +137,18 @@ def test_fallbacks_failing_for_good_are_recorded_and_the_route_answers_404(stack
     s3.put_object(Bucket="clipstream", Key=prefix + "master.m3u8", Body=b"#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=1\n720p.m3u8\n")
     s3.put_object(Bucket="clipstream", Key=prefix + "720p.m3u8", Body=b"#EXTM3U\n#EXT-X-ENDLIST\n")
     _complete(vid)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError) as failed:
         finalize.fallbacks({"video_id": vid, "execution": f"{vid}-e"})
+    # Until the failure is recorded the route cannot tell it from "not yet": 202.
+    headers = _bearer(user)
+    assert client.http.get(f"/api/videos/{vid}/stream/720p", headers=headers).status_code == 202
+    # What the state machine does next: its Catch hands the error to RecordFallbacksFailed.
+    finalize.mark_failed({"video_id": vid, "execution": f"{vid}-e", "side_stage": "mp4_fallbacks",
+                          "error": {"Error": "ValueError", "Cause": json.dumps(
+                              {"errorMessage": str(failed.value), "errorType": "ValueError"})}})
     run = db.fetch_one("SELECT status, error FROM stage_runs WHERE video_id = %s AND stage = 'mp4_fallbacks'", (vid,))
     assert run["status"] == "failed" and "no fMP4 init segment" in run["error"]
     row = db.fetch_one("SELECT status, processing_index FROM videos WHERE id = %s", (vid,))
     assert row == {"status": "complete", "processing_index": 0}
-    headers = _bearer(user)
     resp = client.http.get(f"/api/videos/{vid}/stream/720p", headers=headers)
     assert resp.status_code == 404 and json.loads(resp.body)["details"]
