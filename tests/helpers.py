@@ -26,11 +26,33 @@ def video_row(video_id: str) -> dict | None:
 
 
 def wait_for_final(video_id: str, timeout_s: float = 120) -> dict:
-    """Wait until the video is complete, duplicate or failed; its row."""
+    """Wait until the video is complete, duplicate or failed; its row.
+
+    A complete video's execution goes on after playable: its Fallbacks state stores the MP4s.
+    For a video an execution finished (not one a test marked complete by hand, nor a deleted
+    one), this also waits for that state's recorded outcome, so a test sees every object and
+    stage run the execution makes.
+    """
     def final():
         row = video_row(video_id)
-        return row if row and row["status"] in ("complete", "duplicate", "failed") else None
+        if not row or row["status"] not in ("complete", "duplicate", "failed"):
+            return None
+        if row["status"] == "complete" and row["deleted_at"] is None and _fallbacks_pending(video_id):
+            return None
+        return row
     return wait_for(final, timeout_s)
+
+
+def _fallbacks_pending(video_id: str) -> bool:
+    """A succeeded execution of the video has no recorded Fallbacks outcome yet."""
+    from chalicelib import db
+    from chalicelib.pipeline import progress
+
+    return db.fetch_one(
+        "SELECT EXISTS (SELECT 1 FROM pipeline_executions e WHERE e.video_id = %s AND e.status = 'succeeded'"
+        " AND NOT EXISTS (SELECT 1 FROM stage_runs r WHERE r.video_id = e.video_id"
+        "  AND r.execution_name = e.execution_name AND r.stage = %s)) AS pending",
+        (video_id, progress.FALLBACKS_STAGE))["pending"]
 
 
 def wait_for_fallbacks(video_id: str, timeout_s: float = 120) -> dict:
