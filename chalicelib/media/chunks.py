@@ -1,17 +1,16 @@
-"""The chunked ladder: a long clip's HLS encoded as independent pieces, then joined.
+"""The chunked ladder: a long clip's HLS encoded as independent pieces that join seamlessly.
 
 plan() cuts the clip on the ladder's keyframe grid (every hls.SEGMENT_S
 seconds, in frames of the output rate), so every chunk starts where the
-single-pass encode would start a segment anyway. encode_video() encodes one
-chunk's whole ladder, video only, from a seek into the source (a local file
-or the upload's presigned URL: with the seek before -i, FFmpeg fetches only
-the container index and the byte ranges of the frames it decodes);
-encode_audio() encodes the audio once, whole (one AAC track per bitrate the
-ladder uses), so audio has no join at all. stitch() concatenates each rung's
-chunks and the audio with -c copy and lets FFmpeg's HLS muxer cut the same
-segments, playlists and names the single pass writes; the side outputs
-(thumbnail candidates, storyboard) come from decoding the lowest rung, the
-cheapest stream that holds every frame.
+single-pass encode would start a segment anyway. encode_segments() encodes one
+chunk of every rung from a seek into the source (a local file or the upload's
+presigned URL: with the seek before -i, FFmpeg fetches only the container index
+and the byte ranges of the frames it decodes) and muxes it with its share of
+the whole-track AAC dedup encoded (fingerprint.audio_fingerprint), writing the
+final HLS segments, numbered and timed on the whole clip's timeline; the stitch
+then only writes playlists (hls.write_playlists, dash.write_mpd). The side
+outputs (thumbnail candidates, storyboard) come from decoding the lowest rung,
+the cheapest stream that holds every frame (side_outputs()).
 """
 from __future__ import annotations
 
@@ -23,7 +22,7 @@ from pathlib import Path
 
 from chalicelib.media import hls, storyboard
 from chalicelib.media.errors import MediaError
-from chalicelib.media.ffmpeg import CHUNK_PARTS, aac_track_args, run_ffmpeg, upload_policy
+from chalicelib.media.ffmpeg import CHUNK_PARTS, run_ffmpeg, upload_policy
 from chalicelib.media.probe import MediaInfo
 
 
@@ -65,10 +64,6 @@ def plan(duration_s: float, fps: Fraction, chunk_s: int) -> list[Chunk]:
             for i, f in enumerate(frames)]
 
 
-def video_name(rendition: str, chunk: int) -> str:
-    return f"{rendition}_c{chunk:05d}.mp4"
-
-
 def audio_name(bitrate: int) -> str:
     return f"audio_{bitrate}.m4a"
 
@@ -83,118 +78,9 @@ def _source(src: str | Path) -> str:
     return src if src.startswith(("http://", "https://")) else str(Path(src).resolve())
 
 
-def encode_video(src: str | Path, out_dir: str | Path, info: MediaInfo, chunk: Chunk, *,
-                 timeout_s: float, preset: str = hls.DEFAULT_PRESET) -> list[str]:
-    """Encode one chunk of every rung (video only) into out_dir; the file names written.
-
-    The source is read from a second before the chunk (input seek), with its
-    own timestamps kept (-copyts), so the fps filter numbers frames exactly as
-    the single pass does and trim keeps precisely this chunk's frames. Keyframes
-    fall on the same grid frames as in the single pass.
-    """
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    ladder = hls.plan_ladder(info.width, info.height, info.fps)
-    fps = hls.output_fps(info.fps)
-    start_s = chunk.start_frame / fps
-    seek = max(0.0, float(start_s) - 1.0)
-    # Keys where the single pass puts them: the grid frames inside this chunk (relative).
-    last = chunk.start_frame + (chunk.frames or 10**9)
-    keys = []
-    k = math.ceil(chunk.start_frame / fps / hls.SEGMENT_S)
-    while grid_frame(k * hls.SEGMENT_S, fps) < last and len(keys) < 100_000:
-        rel = grid_frame(k * hls.SEGMENT_S, fps) - chunk.start_frame
-        if rel >= 0:
-            keys.append(rel)
-        k += 1
-        if not chunk.frames and k * hls.SEGMENT_S > (info.duration_s or 0) + hls.SEGMENT_S:
-            break
-    n = len(ladder)
-    # After fps the time base is 1/fps: a frame's pts is its frame number.
-    chains = [f"[0:v]fps={fps},trim=start_pts={chunk.start_frame}"
-              f"{(':end_pts=' + str(chunk.start_frame + chunk.frames)) if chunk.frames else ''},"
-              f"setpts=PTS-STARTPTS,format=yuv420p,split={n}" + "".join(f"[s{i}]" for i in range(n))]
-    chains += [f"[s{i}]scale={r.width}:{r.height}:flags=bicubic,setsar=1[v{i}]"
-               for i, r in enumerate(ladder)]
-    args = ["-y", "-ss", f"{seek:.6f}", "-copyts", "-start_at_zero",
-            "-i", _source(src), "-filter_complex", ";".join(chains)]
-    force = ",".join(f"{(rel - 0.5) / float(fps):.6f}" if rel else "0" for rel in keys) or "0"
-    names = []
-    for i, r in enumerate(ladder):
-        name = video_name(r.name, chunk.index)
-        codec = hls._video_codec_args(fps, hls.SEGMENT_S, preset)
-        codec[codec.index("-force_key_frames") + 1] = force
-        args += ["-map", f"[v{i}]", *codec, "-b:v", str(r.video_bitrate),
-                 "-maxrate", str(r.maxrate), "-bufsize", str(r.bufsize),
-                 "-an", "-f", "mp4", name]
-        names.append(name)
-    run_ffmpeg(args, timeout_s=timeout_s, cwd=out_dir, capture_stdout=False, inputs=upload_policy(_source(src)))
-    return names
-
-
-def encode_audio(src: str | Path, out_dir: str | Path, info: MediaInfo, *, timeout_s: float) -> list[str]:
-    """The whole first audio stream, once per bitrate the ladder uses; the file names written."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    if not info.has_audio:
-        return []
-    ladder = hls.plan_ladder(info.width, info.height, info.fps)
-    args = ["-y", "-vn", "-i", _source(src)]
-    names = []
-    for bps in audio_bitrates(ladder):
-        name = audio_name(bps)
-        args += ["-map", "0:a:0", *aac_track_args(bps), name]
-        names.append(name)
-    run_ffmpeg(args, timeout_s=timeout_s, cwd=out_dir, capture_stdout=False, inputs=upload_policy(_source(src)))
-    return names
-
-
-def stitch(parts_dir: str | Path, out_dir: str | Path, info: MediaInfo, chunks: int, *,
-           timeout_s: float, side: hls.SideOutputs | None = None) -> hls.HlsResult:
-    """Join the chunks in parts_dir into the single pass's HLS layout in out_dir (no re-encode)."""
-    parts_dir, out_dir = Path(parts_dir).resolve(), hls._prepare(out_dir)
-    ladder = hls.plan_ladder(info.width, info.height, info.fps)
-    fps = hls.output_fps(info.fps)
-    n = len(ladder)
-    args = ["-y"]
-    for r in ladder:
-        listing = parts_dir / f"{r.name}.concat"
-        missing = [c for c in range(chunks) if not (parts_dir / video_name(r.name, c)).exists()]
-        if missing:
-            raise MediaError(f"chunks {missing} of {r.name} are missing")
-        listing.write_text("ffconcat version 1.0\n" + "".join(
-            f"file '{video_name(r.name, c)}'\n" for c in range(chunks)))
-        args += ["-f", "concat", "-safe", "0", "-i", str(listing)]
-    audio_inputs = {}
-    if info.has_audio:
-        for bps in audio_bitrates(ladder):
-            audio_inputs[bps] = n + len(audio_inputs)
-            args += ["-i", str(parts_dir / audio_name(bps))]
-    streams = []
-    for i, r in enumerate(ladder):
-        args += ["-map", f"{i}:v:0"]
-        streams.append(f"v:{i}" + (f",a:{i}" if info.has_audio else "") + f",name:{r.name}")
-    for r in ladder if info.has_audio else []:
-        args += ["-map", f"{audio_inputs[r.audio_bitrate]}:a:0"]
-    args += ["-c", "copy"]
-    args += hls._hls_args(hls.SEGMENT_S, "%v" if n > 1 else ladder[0].name)
-    args += ["-var_stream_map", " ".join(streams), "%v.m3u8"]
-    run_ffmpeg(args, timeout_s=timeout_s, cwd=out_dir, capture_stdout=False, inputs=CHUNK_PARTS)
-    result = hls._finish(out_dir, ladder, fps, info.has_audio)
-    if side:
-        frame_times = side_outputs(parts_dir / f"{ladder[0].name}.concat", out_dir, fps, side,
-                                   timeout_s=timeout_s)
-        result = hls.HlsResult(result.renditions, result.files, result.duration_s, result.master,
-                               frame_times=frame_times)
-    return result
-
-
 def side_outputs(lowest: Path, out_dir: Path, fps: Fraction, side: hls.SideOutputs, *,
                  timeout_s: float) -> list[float]:
-    """Thumbnail candidates and storyboard sheets from the lowest rung (decoded once).
-
-    `lowest`: the rung as one MP4, or an ffconcat listing (.concat) of its pieces.
-    """
+    """Thumbnail candidates and storyboard sheets from the lowest rung (one fragmented MP4, decoded once)."""
     frame_idx = hls._frame_indices(side.frame_times, fps) if side.frames else []
     sb = side.storyboard
     branches = (1 if frame_idx else 0) + (1 if sb else 0)
@@ -205,7 +91,7 @@ def side_outputs(lowest: Path, out_dir: Path, fps: Fraction, side: hls.SideOutpu
         picks = "+".join(f"eq(n,{i})" for i in frame_idx)
         w, h = side.frame_size
         chains.append(f"[s0]select='{picks}',scale={w}:{h}:flags=area,format=rgb24[thumbs]")
-    args = ["-y", *(["-f", "concat", "-safe", "0"] if lowest.suffix == ".concat" else []), "-i", str(lowest)]
+    args = ["-y", "-i", str(lowest)]
     if sb:
         chains.append(storyboard.filter_chain(sb, fps, f"s{branches - 1}", "storyboard"))
         shutil.rmtree(out_dir / storyboard.FOLDER, ignore_errors=True)
@@ -220,7 +106,7 @@ def side_outputs(lowest: Path, out_dir: Path, fps: Fraction, side: hls.SideOutpu
 
 # ---------------------------------------------------------------- chunks that write final segments
 # Each chunk muxes its video with the AAC frames of its own time range, taken from one
-# whole-track encode (encode_audio, made before the chunks start), into the final HLS
+# whole-track encode (dedup's, made before the chunks start), into the final HLS
 # segments, numbered and timed on the whole clip's timeline: the stitch then writes only
 # playlists. A frame belongs to the chunk its first sample lies in, so no AAC frame is
 # encoded twice or lost at a join, and the decoder runs through a join as through any
@@ -278,7 +164,7 @@ def encode_segments(src: str | Path, audio: dict[int, str | Path], out_dir: str 
                     chunk: Chunk, *, timeout_s: float, preset: str = hls.DEFAULT_PRESET) -> ChunkSegments:
     """Encode one chunk of every rung and write its final HLS segments (video + AAC) into out_dir.
 
-    `audio`: the whole-track AAC per bitrate (encode_audio's files, local or presigned URLs);
+    `audio`: the whole-track AAC per bitrate (dedup's hand-over, local files or presigned URLs);
     empty for a clip without sound. Files land as segments/{rung}_{NNNNN}.m4s with the
     whole clip's numbers and decode times, and segments/{rung}_init.mp4 (the same in
     every chunk: the stitch names chunk 0's).

@@ -1,6 +1,7 @@
 """The chunked ladder on the real stack: a long clip (kept tiny in resolution) is planned on the
-4 s keyframe grid, encoded by a Map of chunk Lambdas with the audio whole beside them, stitched
-into the single pass's layout, and plays as one stream; a failing chunk is retried."""
+4 s keyframe grid, encoded by a Map of chunk Lambdas that write its final segments (with their
+share of dedup's whole-track AAC), published in the single pass's layout by a stitch that writes
+only playlists, and plays as one stream; a failing chunk is retried."""
 from __future__ import annotations
 
 import json
