@@ -90,8 +90,10 @@ def test_upload_event_runs_the_pipeline_to_complete(stack, s3, sfn, make_user, m
     assert (row["processing_index"], row["status"]) == (0, "complete")
     stages = [r["stage"] for r in db.fetch_all(
         "SELECT stage FROM stage_runs WHERE video_id = %s ORDER BY id", (vid,))]
-    # The ladder and the speech branch run at once: which of them records its start first varies.
-    assert stages[0] == "dedup" and sorted(stages[1:]) == ["embed", "transcode", "transcribe"]
+    # The ladder and the speech branch run at once: which of them records its start first varies;
+    # the MP4 fallbacks come after playable.
+    assert stages[0] == "dedup" and stages[-1] == "mp4_fallbacks"
+    assert sorted(stages[1:-1]) == ["embed", "transcode", "transcribe"]
     assert stages.index("transcribe") < stages.index("embed")
     [execution] = db.fetch_all("SELECT * FROM pipeline_executions WHERE video_id = %s", (vid,))
     status = wait_for(lambda: (s := sfn.describe_execution(

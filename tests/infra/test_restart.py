@@ -140,9 +140,17 @@ def _upload_clip(stack: DevStack, clip: Path) -> str:
 
 
 def _wait_final(stack: DevStack, video_id: str) -> dict:
+    """The video's row once it is final and its execution has ended (a complete video's
+    Fallbacks state stores the MP4s after playable: wait for its recorded outcome too)."""
     def final():
         rows = stack.sql("SELECT * FROM videos WHERE id = %s", (video_id,))
-        return rows[0] if rows and rows[0]["status"] in ("complete", "duplicate", "failed") else None
+        if not rows or rows[0]["status"] not in ("complete", "duplicate", "failed"):
+            return None
+        pending = stack.sql(
+            "SELECT 1 FROM pipeline_executions e WHERE e.video_id = %s AND e.status = 'succeeded'"
+            " AND NOT EXISTS (SELECT 1 FROM stage_runs r WHERE r.video_id = e.video_id"
+            "  AND r.execution_name = e.execution_name AND r.stage = 'mp4_fallbacks')", (video_id,))
+        return None if rows[0]["status"] == "complete" and pending else rows[0]
     return wait_for(final, timeout_s=300, interval_s=0.5)
 
 
