@@ -254,14 +254,9 @@ def stitch(event: Envelope) -> dict:
             assets = up.wait()
             media_io.record_assets(video_id, segments + assets, asset_kind)
     storage.delete_prefix(parts_prefix(video_id))
-    progress.update_video(video_id, duration_s=result.duration_s,
-                          bitrates=sorted(int(r.name.rstrip("p")) for r in result.renditions))
     logger.info("stitched", extra={"video_id": video_id, "renditions": len(result.renditions),
                                    "segments": len(segments)})
-    return {"hls": {"master_key": storage.master_playlist_key(video_id),
-                    "renditions": [r.name for r in result.renditions]},
-            "dash": {"manifest_key": storage.dash_manifest_key(video_id)},
-            "has_audio": info.has_audio}
+    return _ladder_stored(video_id, result, info)
 
 
 def _join_rung(prefix: str, rung: str, count: int, dest: Path) -> None:
@@ -299,11 +294,16 @@ def _publish(video_id: str, up: media_io.Uploader, out: Path, result, info, side
         up.submit(out / rel, prefix + rel)  # scrub-bar previews, from the same decode
     assets = up.wait()
     media_io.record_assets(video_id, assets, asset_kind)
+    logger.info("transcoded", extra={"video_id": video_id, "renditions": len(result.renditions),
+                                     "objects": len(assets)})
+    return _ladder_stored(video_id, result, info)
+
+
+def _ladder_stored(video_id: str, result, info) -> dict:
+    """Record the stored ladder's length and rungs on the video; the Ladder branch's output."""
     # "bitrates" in the contract are the rendition heights: [360, 480, 720, 1080].
     progress.update_video(video_id, duration_s=result.duration_s,
                           bitrates=sorted(int(r.name.rstrip("p")) for r in result.renditions))
-    logger.info("transcoded", extra={"video_id": video_id, "renditions": len(result.renditions),
-                                     "objects": len(assets)})
     return {"hls": {"master_key": storage.master_playlist_key(video_id),
                     "renditions": [r.name for r in result.renditions]},
             "dash": {"manifest_key": storage.dash_manifest_key(video_id)},
