@@ -68,6 +68,11 @@ def master_playlist_key(video_id: str) -> str:
     return f"{processed_prefix(video_id)}master.m3u8"
 
 
+def rendition_playlist_key(video_id: str, quality: str) -> str:
+    """One rendition's HLS media playlist ("720p" -> .../720p.m3u8)."""
+    return f"{processed_prefix(video_id)}{quality}.m3u8"
+
+
 def dash_manifest_key(video_id: str) -> str:
     """The DASH MPD over the same fMP4 segments as the HLS playlists (relative URIs)."""
     return f"{processed_prefix(video_id)}manifest.mpd"

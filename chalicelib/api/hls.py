@@ -123,7 +123,7 @@ def media_playlist(user: dict | None, video_id: str, quality: str, token: str | 
     prefix = storage.processed_prefix(video_id)
     ttl = PLAYBACK_TTL_S + 300
     lines = []
-    for line in _read(f"{prefix}{quality}.m3u8").splitlines():
+    for line in _read(storage.rendition_playlist_key(video_id, quality)).splitlines():
         if line.startswith("#EXT-X-MAP:"):
             line = _URI_ATTR.sub(lambda m: f'URI="{storage.presigned_get(prefix + m.group(1), ttl)}"', line)
         elif line and not line.startswith("#"):
@@ -141,8 +141,7 @@ def mp4_url(user: dict | None, video_id: str, quality: str, token: str | None) -
     if storage.head(key) is None:
         from chalicelib.pipeline import progress
 
-        prefix = storage.processed_prefix(video_id)
-        if storage.head(f"{prefix}{quality}.m3u8") is None:
+        if storage.head(storage.rendition_playlist_key(video_id, quality)) is None:
             raise NotFoundError("Stream not found", details=[f"no {quality} rendition for this video"])
         if progress.side_stage_failed(video_id, progress.FALLBACKS_STAGE):
             raise NotFoundError("Stream not found", details=[f"the {quality} MP4 fallback could not be made;"

@@ -238,7 +238,7 @@ def _place_on_timeline(out_dir: Path, ladder: list[hls.Rendition], fps: Fraction
             raise MediaError(f"ffmpeg wrote no {r.name} playlist")
         init, segments = hls.parse_media_playlist(playlist.read_text())
         names = [uri.rsplit("/", 1)[-1] for _, uri in segments]
-        expected = [f"{r.name}_{first + i:05d}.m4s" for i in range(len(names))]
+        expected = [hls.segment_name(r.name, first + i).rsplit("/", 1)[-1] for i in range(len(names))]
         if not names or names != expected or (chunk.frames and len(names) != len(keys)):
             raise MediaError(f"chunk {chunk.index} of {r.name} wrote segments {names[:3]}..., "
                              f"expected {len(keys)} from {first}")

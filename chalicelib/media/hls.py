@@ -54,6 +54,16 @@ WATCH_INTERVAL_S = 0.25
 _SEGMENT_RE = re.compile(r"^(?P<variant>.+)_(?P<index>\d{5})\.m4s$")
 
 
+def init_segment_name(rung: str) -> str:
+    """A rendition's fMP4 init segment, relative to the video's prefix (the layout above)."""
+    return f"segments/{rung}_init.mp4"
+
+
+def segment_name(rung: str, index: int) -> str:
+    """A rendition's media segment `index` (from 0), relative to the video's prefix."""
+    return f"segments/{rung}_{index:05d}.m4s"
+
+
 @dataclass(frozen=True)
 class Rendition:
     """One planned rung of the ladder."""
@@ -345,8 +355,8 @@ def _audio_codec_args() -> list[str]:
 def _hls_args(segment_s: int, name: str) -> list[str]:
     return ["-f", "hls", "-hls_time", str(segment_s), "-hls_playlist_type", "vod",
             "-hls_flags", "independent_segments", "-hls_segment_type", "fmp4",
-            "-hls_fmp4_init_filename", f"segments/{name}_init.mp4",
-            "-hls_segment_filename", f"segments/{name}_%05d.m4s"]
+            "-hls_fmp4_init_filename", init_segment_name(name),
+            "-hls_segment_filename", f"segments/{name}_%05d.m4s"]   # segment_name, as FFmpeg's pattern
 
 
 def _prepare(out_dir: str | Path) -> Path:
@@ -410,8 +420,8 @@ def write_playlists(out_dir: str | Path, ladder: list[Rendition], fps: Fraction,
         seg = sizes.get(r.name) or []
         if not durations or len(seg) != len(durations):
             raise MediaError(f"the {r.name} rendition has {len(seg)} segment sizes for {len(durations)} segments")
-        init = f"segments/{r.name}_init.mp4"
-        uris = [f"segments/{r.name}_{i:05d}.m4s" for i in range(len(durations))]
+        init = init_segment_name(r.name)
+        uris = [segment_name(r.name, i) for i in range(len(durations))]
         lines = ["#EXTM3U", "#EXT-X-VERSION:7", f"#EXT-X-TARGETDURATION:{target}", "#EXT-X-MEDIA-SEQUENCE:0",
                  "#EXT-X-PLAYLIST-TYPE:VOD", "#EXT-X-INDEPENDENT-SEGMENTS", f'#EXT-X-MAP:URI="{init}"']
         for d, uri in zip(durations, uris, strict=True):

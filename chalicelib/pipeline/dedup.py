@@ -131,11 +131,9 @@ def _ladder_audio(tmp, info, event: Envelope) -> dict:
     seamless; encoding it here, from the decode dedup runs anyway, has it ready
     before the first chunk starts. Empty for a short or silent clip.
     """
-    from chalicelib.config import get_settings
     from chalicelib.pipeline import transcode
 
-    if (not info.has_audio or event.get("shape") == "serial"
-            or (info.duration_s or 0) < get_settings().chunk_threshold_s):
+    if not info.has_audio or event.get("shape") == "serial" or not transcode.chunks_its_ladder(info.duration_s):
         return {}
     return {bps: tmp / f"audio_{bps}.m4a" for bps in transcode.ladder_audio_bitrates(info)}
 

@@ -39,9 +39,6 @@ def finalize(event: Envelope) -> Envelope:
     return event
 
 
-FALLBACKS_STAGE = progress.FALLBACKS_STAGE
-
-
 def fallbacks(event: Envelope) -> Envelope:
     """The Fallbacks state, after Finalize: the MP4 fallbacks of a playable video.
 
@@ -56,14 +53,14 @@ def fallbacks(event: Envelope) -> Envelope:
     try:
         made = build_mp4_fallbacks(video_id)
     except Exception as exc:
-        if sweep_if_deleted(video_id, FALLBACKS_STAGE):  # its playlists vanished under a DELETE
+        if sweep_if_deleted(video_id, progress.FALLBACKS_STAGE):  # its playlists vanished under a DELETE
             return {**event, "mp4_fallbacks": []}
         if is_transient(exc):
-            raise TransientStepError(f"{FALLBACKS_STAGE}: {type(exc).__name__}: {exc}") from exc
+            raise TransientStepError(f"{progress.FALLBACKS_STAGE}: {type(exc).__name__}: {exc}") from exc
         raise
-    if sweep_if_deleted(video_id, FALLBACKS_STAGE):
+    if sweep_if_deleted(video_id, progress.FALLBACKS_STAGE):
         return {**event, "mp4_fallbacks": []}
-    progress.record_side_stage(video_id, FALLBACKS_STAGE, event.get("execution"), started,
+    progress.record_side_stage(video_id, progress.FALLBACKS_STAGE, event.get("execution"), started,
                                output={"qualities": made})
     return {**event, "mp4_fallbacks": made}
 
@@ -169,9 +166,9 @@ def mark_failed(event: Envelope) -> Envelope:
     video became playable: it goes to the stage history only, and the video stays complete.
     """
     reason = failure_reason(event.get("error"))
-    if event.get("side_stage") == FALLBACKS_STAGE:
-        progress.record_side_stage(event["video_id"], FALLBACKS_STAGE, event.get("execution"), time.time(),
-                                   error=reason)
+    if event.get("side_stage") == progress.FALLBACKS_STAGE:
+        progress.record_side_stage(event["video_id"], progress.FALLBACKS_STAGE, event.get("execution"),
+                                   time.time(), error=reason)
         return {**event, "failure_reason": reason}
     if not progress.mark_failed(event["video_id"], reason, event.get("execution"),
                                 event.get("failed_stage")):

@@ -77,6 +77,13 @@ def _side_outputs(tmp: Path, info):
 # segments (video + its share of dedup's whole-track AAC) -> stitch, which writes only the
 # playlists, the MPD, the storyboard and the thumbnail: what run() publishes.
 
+def chunks_its_ladder(duration_s: float | None) -> bool:
+    """Whether a clip this long encodes in chunks (settings.chunk_threshold_s): plan and dedup ask."""
+    from chalicelib.config import get_settings
+
+    return float(duration_s or 0) >= get_settings().chunk_threshold_s
+
+
 def plan(event: Envelope) -> dict:
     """Whether the Ladder branch encodes in chunks, and which: {"ladder_plan": {...}}, keys only.
 
@@ -94,7 +101,7 @@ def plan(event: Envelope) -> dict:
     single = {"ladder_plan": {"chunked": False}}
     if row is None or not row["duration_s"] or not row["width"] or not row["height"]:
         return single
-    if float(row["duration_s"]) < settings.chunk_threshold_s:
+    if not chunks_its_ladder(row["duration_s"]):
         return single
     if event.get("has_audio") and not event.get("ladder_audio"):
         return single
@@ -238,8 +245,8 @@ def stitch(event: Envelope) -> dict:
             raise PermanentStepError(f"transcode failed: {exc.reason}", public=exc.public) from None
         segments = [(prefix + rel, size, media_io.content_type(out / rel))
                     for rung, seg in sizes.items()
-                    for rel, size in [(f"segments/{rung}_init.mp4", inits.get(rung, 0)),
-                                      *((f"segments/{rung}_{i:05d}.m4s", n) for i, n in enumerate(seg))]]
+                    for rel, size in [(hls.init_segment_name(rung), inits.get(rung, 0)),
+                                      *((hls.segment_name(rung, i), n) for i, n in enumerate(seg))]]
         frame = tmp / "thumbnail.jpg"
         _thumbnail(lowest, info, side, frame_times, frame)
         with media_io.Uploader() as up:
@@ -264,8 +271,9 @@ def _join_rung(prefix: str, rung: str, count: int, dest: Path) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
     from chalicelib import aws
+    from chalicelib.media import hls
 
-    keys = [f"{prefix}segments/{rung}_init.mp4", *(f"{prefix}segments/{rung}_{i:05d}.m4s" for i in range(count))]
+    keys = [prefix + hls.init_segment_name(rung), *(prefix + hls.segment_name(rung, i) for i in range(count))]
     parts = [dest.parent / f"{dest.name}.{i}" for i in range(len(keys))]
     with ThreadPoolExecutor(8, thread_name_prefix="join") as pool:
         jobs = [pool.submit(aws.in_context(media_io.download), key, part)
