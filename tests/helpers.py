@@ -5,6 +5,7 @@ import json
 import threading
 import time
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, Callable
 
 
@@ -107,3 +108,26 @@ def ffmpeg_peak_rss():
     finally:
         done.set()
         sampler.join()
+
+
+CONTENT_TYPES = {".mov": "video/quicktime", ".avi": "video/x-msvideo", ".mp4": "video/mp4"}
+
+
+def new_video(client, me: dict, stream: dict, filename: str, size: int, title: str | None = None) -> dict:
+    """The video row and its presigned upload (POST /streams/{id}/videos), nothing uploaded yet."""
+    status, created = call(client, "POST", f"/streams/{stream['id']}/videos", me,
+                           {"title": title or Path(filename).stem, "filename": filename,
+                            "size_bytes": max(size, 1),
+                            "content_type": CONTENT_TYPES.get(Path(filename).suffix, "video/mp4")})
+    assert status == 201, created
+    created["content_type"] = CONTENT_TYPES.get(Path(filename).suffix, "video/mp4")
+    return created
+
+
+def put_bytes(created: dict, data: bytes) -> None:
+    """PUT the bytes to the presigned URL with the headers it was signed with."""
+    import requests
+
+    put = requests.put(created["upload_url"], data=data, timeout=60,
+                       headers={**created["upload_headers"], "Content-Type": created["content_type"]})
+    assert put.status_code == 200, put.text

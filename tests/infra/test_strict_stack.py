@@ -17,7 +17,7 @@ import requests
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from tests.helpers import call, wait_for, wait_for_final
+from tests.helpers import call, new_video, put_bytes, wait_for, wait_for_final
 
 pytestmark = pytest.mark.attack  # hostile callers: counted in bench/results/reliability.json
 
@@ -242,12 +242,8 @@ def test_a_missing_grant_fails_the_pipeline_for_that_reason(stack, client, sign_
     data = clips[0].read_bytes()
     iam.put_role_policy(RoleName=role, PolicyName="least-privilege", PolicyDocument=json.dumps(weakened))
     try:
-        status, created = call(client, "POST", f"/streams/{stream['id']}/videos", me,
-                               {"filename": "g.mp4", "size_bytes": len(data), "content_type": "video/mp4"})
-        assert status == 201
-        put = requests.put(created["upload_url"], data=data,
-                           headers={**created["upload_headers"], "Content-Type": "video/mp4"}, timeout=30)
-        assert put.status_code == 200
+        created = new_video(client, me, stream, "g.mp4", len(data))
+        put_bytes(created, data)
         row = wait_for_final(created["id"], 120)
     finally:
         iam.put_role_policy(RoleName=role, PolicyName="least-privilege", PolicyDocument=json.dumps(document))

@@ -10,9 +10,8 @@ import json
 
 import psutil
 import pytest
-import requests
 
-from tests.helpers import call, ffmpeg_peak_rss, wait_for_final
+from tests.helpers import ffmpeg_peak_rss, new_video, put_bytes, wait_for_final
 
 pytestmark = pytest.mark.slow
 
@@ -35,12 +34,8 @@ def test_a_1080p_upload_stays_inside_the_functions_memory(client, sign_in, make_
     stream = make_stream({"id": me["user"]["id"]})
     rss_before = psutil.Process().memory_info().rss / 2**20
     with ffmpeg_peak_rss() as peak:
-        status, created = call(client, "POST", f"/streams/{stream['id']}/videos", me,
-                               {"filename": "hd.mp4", "size_bytes": len(data), "content_type": "video/mp4"})
-        assert status == 201
-        put = requests.put(created["upload_url"], data=data,
-                           headers={**created["upload_headers"], "Content-Type": "video/mp4"}, timeout=60)
-        assert put.status_code == 200
+        created = new_video(client, me, stream, "hd.mp4", len(data))
+        put_bytes(created, data)
         row = wait_for_final(created["id"], 300)
     assert row["status"] == "complete", row["failure_reason"]
     budget = _smallest_ffmpeg_function_mb() - PYTHON_SIDE_MB

@@ -17,16 +17,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
-import requests
 
-from tests.helpers import call
+from tests.helpers import new_video, put_bytes  # noqa: F401 (imported from here by the reliability tests)
 
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "bench" / "results" / "reliability.json"
 
 TRANSCODE_FN = "clipstream-local-pipeline_transcode"
 DEDUP_FN = "clipstream-local-pipeline_dedup"
-CONTENT_TYPES = {".mov": "video/quicktime", ".avi": "video/x-msvideo", ".mp4": "video/mp4"}
 
 
 class Figures:
@@ -104,23 +102,6 @@ def upload_as(client, me: dict, stream: dict, data: bytes, filename: str, title:
     created = new_video(client, me, stream, filename, len(data), title)
     put_bytes(created, data)
     return created["id"]
-
-
-def new_video(client, me: dict, stream: dict, filename: str, size: int, title: str | None = None) -> dict:
-    """The video row and its presigned upload (POST /streams/{id}/videos), nothing uploaded yet."""
-    status, created = call(client, "POST", f"/streams/{stream['id']}/videos", me,
-                           {"title": title or Path(filename).stem, "filename": filename,
-                            "size_bytes": max(size, 1),
-                            "content_type": CONTENT_TYPES.get(Path(filename).suffix, "video/mp4")})
-    assert status == 201, created
-    created["content_type"] = CONTENT_TYPES.get(Path(filename).suffix, "video/mp4")
-    return created
-
-
-def put_bytes(created: dict, data: bytes) -> None:
-    put = requests.put(created["upload_url"], data=data, headers={**created["upload_headers"], "Content-Type": created["content_type"]},
-                       timeout=60)
-    assert put.status_code == 200, put.text
 
 
 @pytest.fixture()
