@@ -31,8 +31,6 @@ def _assert_stored_once(video_id: str, s3) -> None:
     """One transcript, one embedding, asset rows exactly the stored objects, one success per stage."""
     from chalicelib import db
 
-    wait_for_fallbacks(video_id, 120)   # the last state, after the video became playable
-
     one = db.fetch_one
     assert one("SELECT count(*) AS n FROM transcripts WHERE video_id = %s", (video_id,))["n"] == 1
     assert one("SELECT count(*) AS n FROM video_embeddings WHERE video_id = %s", (video_id,))["n"] == 1
