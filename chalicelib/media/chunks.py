@@ -182,8 +182,7 @@ def encode_segments(src: str | Path, audio: dict[int, str | Path], out_dir: str 
     chains = [f"[0:v]fps={fps},trim=start_pts={chunk.start_frame}"
               f"{(':end_pts=' + str(chunk.start_frame + chunk.frames)) if chunk.frames else ''},"
               f"format=yuv420p,split={n}" + "".join(f"[s{i}]" for i in range(n))]
-    chains += [f"[s{i}]scale={r.width}:{r.height}:flags=bicubic,setsar=1[v{i}]"
-               for i, r in enumerate(ladder)]
+    chains += hls._scale_chains(ladder)
     args = ["-y", "-copyts", "-start_at_zero", "-ss", f"{seek:.6f}", "-i", _source(src)]
     has_audio = bool(audio) and info.has_audio
     audio_pts = first_audio_pts(start) if chunk.index else -AAC_PRIMING
@@ -202,23 +201,18 @@ def encode_segments(src: str | Path, audio: dict[int, str | Path], out_dir: str 
             inputs[bps] = 1 + len(inputs)
             args += [*window, "-i", _source(audio[bps])]
     args += ["-filter_complex", ";".join(chains)]
-    streams = []
-    for i, r in enumerate(ladder):
-        args += ["-map", f"[v{i}]"]
-        streams.append(f"v:{i}" + (f",a:{i}" if has_audio else "") + f",name:{r.name}")
+    args += [arg for i in range(n) for arg in ("-map", f"[v{i}]")]
     for r in ladder if has_audio else []:
         args += ["-map", f"{inputs[r.audio_bitrate]}:a:0"]
     codec = hls._video_codec_args(fps, hls.SEGMENT_S, preset)
     codec[codec.index("-force_key_frames") + 1] = ",".join(
         f"{(k - 0.5) / float(fps):.6f}" if k else "0" for k in keys) or "0"
-    args += codec
-    for i, r in enumerate(ladder):
-        args += [f"-b:v:{i}", str(r.video_bitrate), f"-maxrate:v:{i}", str(r.maxrate),
-                 f"-bufsize:v:{i}", str(r.bufsize)]
+    args += codec + hls._video_rate_args(ladder)
     if has_audio:
         args += ["-c:a", "copy"]
     args += hls._hls_args(hls.SEGMENT_S, "%v" if n > 1 else ladder[0].name)
-    args += ["-start_number", str(first), "-var_stream_map", " ".join(streams), "%v.m3u8"]
+    args += ["-start_number", str(first), "-var_stream_map", hls._variant_streams(ladder, has_audio),
+             "%v.m3u8"]
     # The AAC hand-over is read like the upload (both local, or both presigned URLs).
     run_ffmpeg(args, timeout_s=timeout_s, cwd=out_dir, capture_stdout=False,
                inputs=upload_policy(_source(src)))

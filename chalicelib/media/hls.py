@@ -189,8 +189,7 @@ def transcode_hls(src_path: str | Path, out_dir: str | Path, info: MediaInfo, *,
     branches = n + (1 if frame_idx else 0) + (1 if sb else 0)
     chains = [f"[0:v]fps={fps},format=yuv420p,split={branches}"
               + "".join(f"[s{i}]" for i in range(branches))]
-    chains += [f"[s{i}]scale={r.width}:{r.height}:flags=bicubic,setsar=1[v{i}]"
-               for i, r in enumerate(ladder)]
+    chains += _scale_chains(ladder)
     if frame_idx:
         # select drops every other frame before scaling: the extra branch costs ~nothing.
         picks = "+".join(f"eq(n,{i})" for i in frame_idx)
@@ -201,23 +200,16 @@ def transcode_hls(src_path: str | Path, out_dir: str | Path, info: MediaInfo, *,
         shutil.rmtree(out_dir / storyboard.FOLDER, ignore_errors=True)
         (out_dir / storyboard.FOLDER).mkdir()
     args = ["-y", "-i", str(Path(src_path).resolve()), "-filter_complex", ";".join(chains)]
-    streams = []
-    for i, r in enumerate(ladder):
-        args += ["-map", f"[v{i}]"]
-        streams.append(f"v:{i}" + (f",a:{i}" if info.has_audio else "") + f",name:{r.name}")
+    args += [arg for i in range(n) for arg in ("-map", f"[v{i}]")]
     if info.has_audio:
         args += [arg for _ in ladder for arg in ("-map", "0:a:0")]
-    args += _video_codec_args(fps, segment_s, preset)
-    for i, r in enumerate(ladder):
-        args += [f"-b:v:{i}", str(r.video_bitrate), f"-maxrate:v:{i}", str(r.maxrate),
-                 f"-bufsize:v:{i}", str(r.bufsize)]
-        if info.has_audio:
-            args += [f"-b:a:{i}", str(r.audio_bitrate)]
+    args += _video_codec_args(fps, segment_s, preset) + _video_rate_args(ladder)
     if info.has_audio:
+        args += [arg for i, r in enumerate(ladder) for arg in (f"-b:a:{i}", str(r.audio_bitrate))]
         args += _audio_codec_args()
     # ffmpeg expands %v in the init file name only when there are several variants.
     args += _hls_args(segment_s, "%v" if n > 1 else ladder[0].name)
-    args += ["-var_stream_map", " ".join(streams), "%v.m3u8"]
+    args += ["-var_stream_map", _variant_streams(ladder, info.has_audio), "%v.m3u8"]
     args += _side_output_args(side, frame_idx, info.has_audio)
     if sb:
         args += storyboard.output_args("storyboard")
@@ -336,6 +328,23 @@ class _SegmentWatcher:
             if index < latest[variant] and rel not in self.reported:
                 self.reported.add(rel)
                 self.on_segment(rel)
+
+
+def _scale_chains(ladder: list[Rendition]) -> list[str]:
+    """Filter chains [s{i}] -> [v{i}]: each rung's picture from its branch of the split."""
+    return [f"[s{i}]scale={r.width}:{r.height}:flags=bicubic,setsar=1[v{i}]" for i, r in enumerate(ladder)]
+
+
+def _video_rate_args(ladder: list[Rendition]) -> list[str]:
+    """Each rung's video bitrate, peak and buffer (output stream v:{i})."""
+    return [arg for i, r in enumerate(ladder) for arg in (
+        f"-b:v:{i}", str(r.video_bitrate), f"-maxrate:v:{i}", str(r.maxrate), f"-bufsize:v:{i}", str(r.bufsize))]
+
+
+def _variant_streams(ladder: list[Rendition], has_audio: bool) -> str:
+    """The HLS muxer's -var_stream_map: rung i is video stream i (and audio stream i), named."""
+    return " ".join(f"v:{i}" + (f",a:{i}" if has_audio else "") + f",name:{r.name}"
+                    for i, r in enumerate(ladder))
 
 
 def _video_codec_args(fps: Fraction, segment_s: int, preset: str) -> list[str]:
