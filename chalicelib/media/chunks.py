@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
-from chalicelib.media import hls, storyboard
+from chalicelib.media import hls, storyboard, thumbnails
 from chalicelib.media.errors import MediaError
 from chalicelib.media.ffmpeg import CHUNK_PARTS, run_ffmpeg, upload_policy
 from chalicelib.media.probe import MediaInfo
@@ -81,16 +81,14 @@ def _source(src: str | Path) -> str:
 def side_outputs(lowest: Path, out_dir: Path, fps: Fraction, side: hls.SideOutputs, *,
                  timeout_s: float) -> list[float]:
     """Thumbnail candidates and storyboard sheets from the lowest rung (one fragmented MP4, decoded once)."""
-    frame_idx = hls._frame_indices(side.frame_times, fps) if side.frames else []
+    frame_idx = thumbnails.frame_indices(side.frame_times, fps) if side.frames else []
     sb = side.storyboard
     branches = (1 if frame_idx else 0) + (1 if sb else 0)
     if not branches:
         return []
     chains = [f"[0:v]split={branches}" + "".join(f"[s{i}]" for i in range(branches))]
     if frame_idx:
-        picks = "+".join(f"eq(n,{i})" for i in frame_idx)
-        w, h = side.frame_size
-        chains.append(f"[s0]select='{picks}',scale={w}:{h}:flags=area,format=rgb24[thumbs]")
+        chains.append(thumbnails.select_chain("s0", frame_idx, side.frame_size, "thumbs"))
     args = ["-y", "-i", str(lowest)]
     if sb:
         chains.append(storyboard.filter_chain(sb, fps, f"s{branches - 1}", "storyboard"))
@@ -101,7 +99,7 @@ def side_outputs(lowest: Path, out_dir: Path, fps: Fraction, side: hls.SideOutpu
     if sb:
         args += storyboard.output_args("storyboard")
     run_ffmpeg(args, timeout_s=timeout_s, cwd=out_dir, capture_stdout=False, inputs=CHUNK_PARTS)
-    return [round(i / float(fps), 3) for i in frame_idx]
+    return thumbnails.frame_times(frame_idx, fps)
 
 
 # ---------------------------------------------------------------- chunks that write final segments

@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator
 from typing import Any, BinaryIO
 
 from chalicelib import aws
-from chalicelib.media import gamesound
+from chalicelib.media import gamesound, thumbnails
 from chalicelib.media.errors import MediaError, MediaTimeoutError, TransientMediaError
 from chalicelib.media.ffmpeg import aac_track_args, run_ffmpeg, speech_wav_args
 from chalicelib.media.probe import MediaInfo
@@ -142,7 +142,8 @@ def sha256_stream(fileobj: BinaryIO, chunk: int = SHA256_CHUNK) -> str:
 
 
 def media_signature(src: str | Path, info: MediaInfo, timeout_s: float,
-                    speech_wav: Path | None = None, aac: dict[int, Path] | None = None) -> MediaSignature:
+                    speech_wav: Path | None = None, aac: dict[int, Path] | None = None,
+                    thumbs: thumbnails.Candidates | None = None) -> MediaSignature:
     """Video and (when there is audio) audio signatures of `src`.
 
     `speech_wav`: also write the 16 kHz speech WAV from the same audio decode
@@ -150,8 +151,9 @@ def media_signature(src: str | Path, info: MediaInfo, timeout_s: float,
     landmarks are computed from that WAV (a scratch one when `speech_wav` is None).
     `aac`: also encode the whole audio track as the ladder's AAC, one file per bit rate
     (the chunked ladder's chunks take their frames from it, media/chunks.py).
+    `thumbs`: also write the thumbnail candidates from the video decode.
     """
-    video = video_signature(src, info, timeout_s) if info.has_video else None
+    video = video_signature(src, info, timeout_s, thumbs=thumbs) if info.has_video else None
     if not info.has_audio:
         return MediaSignature(duration_s=float(info.duration_s or 0.0), video=video, audio=None)
     with tempfile.TemporaryDirectory(dir=aws.scratch_dir()) as tmp:
@@ -162,16 +164,28 @@ def media_signature(src: str | Path, info: MediaInfo, timeout_s: float,
                           game=game)
 
 
-def video_signature(src: str | Path, info: MediaInfo, timeout_s: float) -> VideoSignature:
-    """Hash (DCT pHash, 64 bits) the average of each WINDOW_S of frames, every 1/FRAME_RATE s."""
+def video_signature(src: str | Path, info: MediaInfo, timeout_s: float, *,
+                    thumbs: thumbnails.Candidates | None = None) -> VideoSignature:
+    """Hash (DCT pHash, 64 bits) the average of each WINDOW_S of frames, every 1/FRAME_RATE s.
+
+    `thumbs`: the same decode also writes the thumbnail candidates (at the nearest
+    of its SAMPLE_FPS frames), so nothing seeks into the source for them.
+    """
     import numpy as np
 
     if not info.has_video:
         raise MediaError("no video stream to fingerprint")
     side = HASH_SIDE
-    args = ["-v", "error", "-i", str(src), "-map", "0:v:0", "-an",
-            "-vf", f"fps={SAMPLE_FPS},scale={side}:{side}:flags=area,format=gray",
-            "-f", "rawvideo", "pipe:1"]
+    signature = f"scale={side}:{side}:flags=area,format=gray"
+    picks = thumbnails.frame_indices(thumbs.times, SAMPLE_FPS) if thumbs else []
+    if picks:
+        graph = (f"[0:v:0]fps={SAMPLE_FPS},split=2[a][b];[a]{signature}[sig];"
+                 + thumbnails.select_chain("b", picks, thumbs.size, "thumbs"))
+        args = ["-y", "-v", "error", "-i", str(src), "-filter_complex", graph,
+                "-map", "[sig]", "-f", "rawvideo", "pipe:1", *thumbnails.raw_output_args("thumbs", thumbs.raw)]
+    else:
+        args = ["-v", "error", "-i", str(src), "-map", "0:v:0", "-an",
+                "-vf", f"fps={SAMPLE_FPS},{signature}", "-f", "rawvideo", "pipe:1"]
     raw = run_ffmpeg(args, timeout_s=timeout_s).stdout
     count = len(raw) // (side * side)
     if count == 0:

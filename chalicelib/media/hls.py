@@ -20,7 +20,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Callable
 
-from chalicelib.media import storyboard
+from chalicelib.media import storyboard, thumbnails
 from chalicelib.media.errors import MediaError
 from chalicelib.media.ffmpeg import run_ffmpeg, speech_wav_args
 from chalicelib.media.probe import MediaInfo
@@ -184,17 +184,14 @@ def transcode_hls(src_path: str | Path, out_dir: str | Path, info: MediaInfo, *,
     ladder = plan_ladder(info.width, info.height, info.fps)
     fps = output_fps(info.fps)
     n = len(ladder)
-    frame_idx = _frame_indices(side.frame_times, fps) if side and side.frames else []
+    frame_idx = thumbnails.frame_indices(side.frame_times, fps) if side and side.frames else []
     sb = side.storyboard if side else None
     branches = n + (1 if frame_idx else 0) + (1 if sb else 0)
     chains = [f"[0:v]fps={fps},format=yuv420p,split={branches}"
               + "".join(f"[s{i}]" for i in range(branches))]
     chains += _scale_chains(ladder)
     if frame_idx:
-        # select drops every other frame before scaling: the extra branch costs ~nothing.
-        picks = "+".join(f"eq(n,{i})" for i in frame_idx)
-        w, h = side.frame_size
-        chains.append(f"[s{n}]select='{picks}',scale={w}:{h}:flags=area,format=rgb24[thumbs]")
+        chains.append(thumbnails.select_chain(f"s{n}", frame_idx, side.frame_size, "thumbs"))
     if sb:
         chains.append(storyboard.filter_chain(sb, fps, f"s{branches - 1}", "storyboard"))
         shutil.rmtree(out_dir / storyboard.FOLDER, ignore_errors=True)
@@ -222,7 +219,7 @@ def transcode_hls(src_path: str | Path, out_dir: str | Path, info: MediaInfo, *,
     result = _finish(out_dir, ladder, fps, info.has_audio)
     if frame_idx:
         result = HlsResult(result.renditions, result.files, result.duration_s, result.master,
-                           frame_times=[round(i / float(fps), 3) for i in frame_idx])
+                           frame_times=thumbnails.frame_times(frame_idx, fps))
     return result
 
 
@@ -265,18 +262,11 @@ def parse_media_playlist(text: str) -> tuple[str | None, list[tuple[float, str]]
     return init, segments
 
 
-def _frame_indices(times: tuple[float, ...], fps: Fraction) -> list[int]:
-    """Frame numbers (after the fps filter) nearest to `times`, without repeats."""
-    return sorted({max(0, round(t * fps)) for t in times})
-
-
 def _side_output_args(side: SideOutputs | None, frame_idx: list[int], has_audio: bool) -> list[str]:
     """Output options for the SideOutputs files (after the HLS output on the command line)."""
     args: list[str] = []
     if side and frame_idx:
-        # passthrough: write exactly the selected frames, no duplicates to keep a frame rate.
-        args += ["-map", "[thumbs]", "-fps_mode", "passthrough", "-c:v", "rawvideo",
-                 "-f", "rawvideo", str(Path(side.frames).resolve())]
+        args += thumbnails.raw_output_args("thumbs", side.frames)
     if side and side.speech_wav and has_audio:
         args += ["-map", "0:a:0", *speech_wav_args(), str(Path(side.speech_wav).resolve())]
     return args

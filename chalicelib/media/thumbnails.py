@@ -55,12 +55,64 @@ def candidate_times(info: MediaInfo) -> list[float]:
     return sorted({round(duration * p, 3) for p in CANDIDATE_POSITIONS}) if duration > 1 else [0.0]
 
 
+@dataclass(frozen=True)
+class Candidates:
+    """Thumbnail candidates a decode of the source writes as it goes, to be picked from later.
+
+    `raw`: where the RGB24 frames of `size` are written, one per time in `times`
+    (thumbnail-sized: the decode's frames are scaled once each, for the chosen few).
+    """
+
+    raw: Path
+    times: tuple[float, ...]
+    size: tuple[int, int]
+
+    @classmethod
+    def of(cls, info: MediaInfo, raw: Path) -> Candidates:
+        """The candidates of `info`'s clip (candidate_times, thumb_size), written to `raw`."""
+        return cls(raw=raw, times=tuple(candidate_times(info)), size=thumb_size(info))
+
+    def picked_times(self, fps) -> list[float]:
+        """The times of the frames a decode at `fps` wrote (frame_indices), in order."""
+        return frame_times(frame_indices(self.times, fps), fps)
+
+    def best(self, fps, out_jpg: str | Path) -> FrameScore:
+        """Write the most interesting of the frames a decode at `fps` wrote (best_raw_frame)."""
+        return best_raw_frame(self.raw, self.size, self.picked_times(fps), out_jpg)
+
+
+def frame_indices(times: tuple[float, ...], fps) -> list[int]:
+    """Frame numbers at `fps` (after an fps filter) nearest to `times`, without repeats."""
+    return sorted({max(0, round(t * fps)) for t in times})
+
+
+def frame_times(frame_idx: list[int], fps) -> list[float]:
+    """The times (s) of frames numbered `frame_idx` at `fps`."""
+    return [round(i / float(fps), 3) for i in frame_idx]
+
+
+def select_chain(source: str, frame_idx: list[int], size: tuple[int, int], label: str) -> str:
+    """A filter chain from pad `source` to pad `label`: the frames numbered `frame_idx`, thumbnail-sized RGB."""
+    # select drops the other frames before scaling: the extra branch costs ~nothing.
+    picks = "+".join(f"eq(n,{i})" for i in frame_idx)
+    width, height = size
+    return f"[{source}]select='{picks}',scale={width}:{height}:flags=area,format=rgb24[{label}]"
+
+
+def raw_output_args(label: str, raw: Path) -> list[str]:
+    """Output options writing pad `label`'s frames to `raw` as they are (no frame rate kept)."""
+    # passthrough: write exactly the selected frames, no duplicates to keep a frame rate.
+    return ["-map", f"[{label}]", "-fps_mode", "passthrough", "-c:v", "rawvideo",
+            "-f", "rawvideo", str(Path(raw).resolve())]
+
+
 def representative_frame(src: str | Path, info: MediaInfo, out_jpg: str | Path,
                          timeout_s: float = 60) -> FrameScore:
     """Write the most interesting of a few candidate frames of `src` as a JPEG.
 
-    Seeks to each candidate (one short decode each). The transcode step gets the
-    same candidates from its own decode instead (best_raw_frame).
+    Seeks to each candidate (one short decode each, from the keyframe before it). The
+    dedup and transcode steps get the same candidates from their own decode instead
+    (Candidates, best_raw_frame).
     `timeout_s` bounds the whole search, not each candidate.
     """
     import time

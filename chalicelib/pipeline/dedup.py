@@ -3,7 +3,8 @@
 The upload is streamed to scratch space once, hashed on the way (exact
 copies: similarity 1.0), probed from its headers and checked against the
 limits before any full decode, then given a perceptual signature (frame
-hashes over time + chromaprint). Candidates come from an HNSW index over the
+hashes over time + chromaprint). The signature's decode also writes the
+thumbnail candidates the "processing" and "duplicate" overlays are made from. Candidates come from an HNSW index over the
 signatures' compact vectors; the full signatures decide.
 
 The audio fingerprint's decode also writes the 16 kHz speech WAV. A clip that
@@ -115,6 +116,22 @@ def _store_overlay(video_id: str, frame, variant: str, make) -> None:
     media_io.record_assets(video_id, [(key, size, "image/jpeg")], lambda _k: f"thumbnail_{variant}")
 
 
+def _pick_frame(src, info, thumbs, frame) -> None:
+    """The overlays' frame: the best candidate the signature's decode wrote, else one sought for."""
+    from chalicelib.media import fingerprint, thumbnails
+    from chalicelib.media.errors import InvalidMediaError
+
+    if thumbs is not None:
+        try:
+            thumbs.best(fingerprint.SAMPLE_FPS, frame)
+            return
+        except (InvalidMediaError, OSError) as exc:
+            logger.warning("no thumbnail candidate from the signature's decode: %s", exc)
+    if info.has_video:
+        thumbnails.representative_frame(src, info, frame,
+                                        timeout_s=media_io.ffmpeg_timeout(info.duration_s, 1.0))
+
+
 def _hand_over_speech(video_id: str, wav) -> dict:
     """Store the speech WAV for the transcribe step; the envelope's {speech_audio_key} (empty without one)."""
     if wav is None or not wav.exists() or wav.stat().st_size == 0:
@@ -172,19 +189,18 @@ def run(event: Envelope) -> dict:
         except (InvalidMediaError, MediaTimeoutError) as exc:
             raise PermanentStepError(f"not a usable video: {exc.reason}", public=exc.public) from None
         frame = tmp / "frame.jpg"
-        thumbnails.representative_frame(src, info, frame,
-                                        timeout_s=media_io.ffmpeg_timeout(info.duration_s, 1.0))
-        _store_overlay(video_id, frame, "processing", thumbnails.processing_overlay)
-
         original = find_exact_original(video_id, sha256)
         similarity = 1.0
         elsewhere = {str(r["id"]): 1.0 for r in exact_matches_elsewhere(video_id, sha256)}
         speech = tmp / "speech.wav" if info.has_audio else None
         aac = _ladder_audio(tmp, info, event)
         if original is None:
+            thumbs = thumbnails.Candidates.of(info, tmp / "thumbs.rgb") if info.has_video else None
             signature = fingerprint.media_signature(
                 src, info, timeout_s=media_io.ffmpeg_timeout(info.duration_s, 3.0), speech_wav=speech,
-                aac=aac)
+                aac=aac, thumbs=thumbs)
+            _pick_frame(src, info, thumbs, frame)
+            _store_overlay(video_id, frame, "processing", thumbnails.processing_overlay)
             store_signature(video_id, signature, info.duration_s)
             vector = signature.video.vector if signature.video else [0.0] * 128
 
@@ -203,6 +219,8 @@ def run(event: Envelope) -> dict:
         if original is None:
             return {"dedup": {"is_duplicate": False}, "has_audio": info.has_audio,
                     **_hand_over_speech(video_id, speech), **_hand_over_ladder_audio(video_id, aac)}
+        if not frame.exists():  # an exact copy: no signature decode ran
+            _pick_frame(src, info, None, frame)
         _store_overlay(video_id, frame, "duplicate", thumbnails.duplicate_overlay)
         return {"dedup": {"is_duplicate": True, "original_id": str(original["id"]),
                           "similarity": similarity}}

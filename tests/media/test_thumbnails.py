@@ -29,6 +29,23 @@ def test_representative_frame_skips_black(tmp_path: Path) -> None:
     assert luma.mean() > MIN_MEAN_LUMA and luma.std() > MIN_LUMA_STD
 
 
+def test_the_signature_decode_writes_the_candidates_seeking_would_pick(tmp_path: Path) -> None:
+    """Dedup's overlays take their frame from the signature's decode: same choice, no seeks."""
+    from chalicelib.media.fingerprint import SAMPLE_FPS, video_signature
+    from chalicelib.media.thumbnails import Candidates
+
+    src = clips.black_then_scene(tmp_path / "intro.mp4", black_s=3.0, scene_s=1.0)
+    info = probe(src)
+    thumbs = Candidates.of(info, tmp_path / "thumbs.rgb")
+    video_signature(src, info, timeout_s=30, thumbs=thumbs)
+    assert (tmp_path / "thumbs.rgb").stat().st_size == len(thumbs.picked_times(SAMPLE_FPS)) * 320 * 180 * 3
+    decoded = thumbs.best(SAMPLE_FPS, tmp_path / "decoded.jpg")
+    sought = representative_frame(src, info, tmp_path / "sought.jpg", timeout_s=30)
+    assert decoded.time_s >= 3.0
+    assert abs(decoded.time_s - sought.time_s) <= 1 / SAMPLE_FPS
+    assert abs(_luma(tmp_path / "decoded.jpg").mean() - _luma(tmp_path / "sought.jpg").mean()) < 8
+
+
 def test_representative_frame_is_capped_at_640_wide(media_dir: Path, tmp_path: Path) -> None:
     src = clips.make_clip(media_dir / "thumb-hd.mp4", duration=2.0, size=(1280, 720),
                           audio=False)
