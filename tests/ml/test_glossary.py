@@ -65,8 +65,30 @@ def test_the_glossary_biases_whisper_and_fixes_spelling(callout: Path):
     assert "bomb site" in result.text.lower()
     assert any(w.word.startswith("Dust 2") for w in result.words)
     assert " ".join(w.word for w in result.words) == result.text
+    # nothing made up after the last word (decode_failed; a looping "1, 2, 3, 4" once)
+    assert result.text.rstrip(".").endswith("flashbang")
 
 
 def test_the_glossary_does_not_put_words_into_silence(noise_clip: Path):
     result = transcribe.transcribe(noise_clip, glossary_entries=glossary.effective(STREAM))
     assert result.segments == [] and result.text == ""
+
+
+def test_the_glossary_does_not_fill_the_noise_after_the_speech(ml_dir: Path):
+    """Two sentences, then the game sound goes on: nothing may follow the last sentence.
+
+    With the hotwords, Whisper decoded the half second of noise after "signal" as
+    "kill, kill, kill ..." (and sampled it five more times, 9 s for 0.4 s of audio); a
+    segment failing Whisper's own tests is now dropped (transcribe.decode_failed).
+    """
+    import time
+
+    sentences = ["We need to capture the flag before the timer runs out.",
+                 "Please stay behind the wall and wait for my signal."]
+    clip = clips.speech_clip(ml_dir / "talk-then-noise.wav", sentences, seed=7)
+    started = time.process_time()
+    result = transcribe.transcribe(clip.path, glossary_entries=glossary.effective([]))
+    cpu_s = time.process_time() - started
+    print(f"\nwith the default glossary: {result.text} ({cpu_s:.2f} s CPU)")
+    assert result.text.rstrip(".").lower().endswith("wait for my signal")
+    assert result.words[-1].end <= clip.offsets[-1] + clip.durations[-1] + 0.5
