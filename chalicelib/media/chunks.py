@@ -110,6 +110,7 @@ def side_outputs(lowest: Path, out_dir: Path, fps: Fraction, side: hls.SideOutpu
 # encoded twice or lost at a join, and the decoder runs through a join as through any
 # other segment boundary.
 
+READ_PAST_END_S = 1.0
 AAC_FRAME = 1024
 AAC_RATE = 48000
 AAC_PRIMING = 1024   # FFmpeg's AAC encoder starts with one frame of priming (pts -1024)
@@ -181,7 +182,14 @@ def encode_segments(src: str | Path, audio: dict[int, str | Path], out_dir: str 
               f"{(':end_pts=' + str(chunk.start_frame + chunk.frames)) if chunk.frames else ''},"
               f"format=yuv420p,split={n}" + "".join(f"[s{i}]" for i in range(n))]
     chains += hls._scale_chains(ladder)
-    args = ["-y", "-copyts", "-start_at_zero", "-ss", f"{seek:.6f}", "-i", _source(src)]
+    args = ["-y", "-copyts", "-start_at_zero", "-ss", f"{seek:.6f}"]
+    if chunk.frames:
+        # Stop reading the upload a second past the chunk's last frame (B-frames arrive
+        # late): without it the demuxer reads on past the trim, from a presigned URL tens
+        # of MB that nothing decodes.
+        end_s = float(Fraction(chunk.start_frame + chunk.frames) / fps)
+        args += ["-t", f"{end_s - seek + READ_PAST_END_S:.6f}"]
+    args += ["-i", _source(src)]
     has_audio = bool(audio) and info.has_audio
     audio_pts = first_audio_pts(start) if chunk.index else -AAC_PRIMING
     inputs = {}
