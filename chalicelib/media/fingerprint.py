@@ -153,12 +153,18 @@ def media_signature(src: str | Path, info: MediaInfo, timeout_s: float,
     (the chunked ladder's chunks take their frames from it, media/chunks.py).
     `thumbs`: also write the thumbnail candidates from the video decode.
     """
-    video = video_signature(src, info, timeout_s, thumbs=thumbs) if info.has_video else None
     if not info.has_audio:
+        video = video_signature(src, info, timeout_s, thumbs=thumbs) if info.has_video else None
         return MediaSignature(duration_s=float(info.duration_s or 0.0), video=video, audio=None)
-    with tempfile.TemporaryDirectory(dir=aws.scratch_dir()) as tmp:
+    from concurrent.futures import ThreadPoolExecutor
+
+    with tempfile.TemporaryDirectory(dir=aws.scratch_dir()) as tmp, ThreadPoolExecutor(1) as pool:
         wav = Path(speech_wav) if speech_wav is not None else Path(tmp) / "speech.wav"
-        audio = audio_fingerprint(src, timeout_s, wav, aac=aac)
+        # Two FFmpeg processes at once: the audio side (chromaprint, the speech WAV, the
+        # AAC encodes) runs on one core, beside the video decode's frame threads.
+        audio_job = pool.submit(audio_fingerprint, src, timeout_s, wav, aac=aac)
+        video = video_signature(src, info, timeout_s, thumbs=thumbs) if info.has_video else None
+        audio = audio_job.result()
         game = gamesound.landmarks(gamesound.read_speech_wav(wav)) if audio is not None else None
     return MediaSignature(duration_s=float(info.duration_s or 0.0), video=video, audio=audio,
                           game=game)
