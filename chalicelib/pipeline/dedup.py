@@ -4,8 +4,9 @@ The upload is streamed to scratch space once, hashed on the way (exact
 copies: similarity 1.0), probed from its headers and checked against the
 limits before any full decode, then given a perceptual signature (frame
 hashes over time + chromaprint). The signature's decode also writes the
-thumbnail candidates the "processing" and "duplicate" overlays are made from. Candidates come from an HNSW index over the
-signatures' compact vectors; the full signatures decide.
+thumbnail candidates the "processing" and "duplicate" overlays are made from.
+Candidates come from an HNSW index over the signatures' compact vectors; the
+full signatures decide.
 
 The audio fingerprint's decode also writes the 16 kHz speech WAV. A clip that
 is not a duplicate hands it over (`speech_audio_key`) to the transcribe step,
