@@ -560,7 +560,7 @@ CAPACITY_RESULTS = ROOT / "bench" / "results" / "capacity.json"
 def bench_capacity(stack, client, work: Path) -> None:
     """Statements and their time per hot request and per pipeline run: bench/results/capacity.json."""
     from bench import capacity, invocations
-    from chalicelib import ratelimit
+    from chalicelib.api import ratelimit
     from tests.media import clips as media_clips
 
     me = sign_in(client, stack)

@@ -84,17 +84,27 @@ def visible_video(user: dict, video_id: Any) -> dict | None:
         return None
 
 
-def video_and_role(user: dict, video_id: Any, minimum: str = "viewer") -> tuple[dict, str]:
-    """require_video_access, plus the caller's role in the video's stream (one query)."""
+# The clip page's like count and the caller's like, in the same round trip as the access check.
+_LIKES = (", (SELECT count(*) FROM likes l WHERE l.video_id = v.id) AS total_likes,"
+          " EXISTS (SELECT 1 FROM likes l WHERE l.video_id = v.id AND l.user_id = %(uid)s) AS liked")
+
+
+def video_and_role(user: dict, video_id: Any, minimum: str = "viewer", *,
+                   likes: bool = False) -> tuple[dict, str]:
+    """require_video_access, plus the caller's role in the video's stream (one query).
+
+    With likes, the row also carries total_likes and liked (whether the caller likes it).
+    """
     if minimum not in ROLE_RANK:
         raise ValueError(f"unknown role {minimum!r}")
     vid = canonical_id(video_id)
     if vid is None:
         raise NotFoundError("Video not found")
     row = db.fetch_one(
-        "SELECT v.*, m.role AS member_role FROM videos v LEFT JOIN stream_members m"
-        " ON m.stream_id = v.stream_id AND m.user_id = %s WHERE v.id = %s AND v.deleted_at IS NULL",
-        (user["id"], vid))
+        "SELECT v.*, m.role AS member_role" + (_LIKES if likes else "") +
+        " FROM videos v LEFT JOIN stream_members m ON m.stream_id = v.stream_id AND m.user_id = %(uid)s"
+        " WHERE v.id = %(vid)s AND v.deleted_at IS NULL",
+        {"uid": user["id"], "vid": vid})
     if row is None:
         raise NotFoundError("Video not found")
     role = check_role(row.pop("member_role"), minimum)

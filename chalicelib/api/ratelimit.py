@@ -1,14 +1,23 @@
 """Rate limits per caller and route group, shared by every API instance.
 
 Lambda runs many copies of the API, so counts live in Postgres (an UNLOGGED
-table) rather than in process memory, and each request costs one statement in
-autocommit, a call of the rate_limit_hit() SQL function (whose plan Postgres
-keeps, without the session state of a PREPARE that would pin connections
-behind RDS Proxy): one round trip. The algorithm is the sliding-window
-counter (the current fixed window plus the previous one, weighted by how much
-of it still overlaps the last `window` seconds), which avoids the double burst
-a plain fixed window allows at its edges. Every attempt counts, refused ones
-too, so a client that hammers stays refused until it slows down.
+table) rather than in process memory. Counting is a call of the
+rate_limit_hit() SQL function in autocommit (whose plan Postgres keeps,
+without the session state of a PREPARE that would pin connections behind RDS
+Proxy): one round trip. The algorithm is the sliding-window counter (the
+current fixed window plus the previous one, weighted by how much of it still
+overlaps the last `window` seconds), which avoids the double burst a plain
+fixed window allows at its edges. Every attempt counts, refused ones too, so a
+client that hammers stays refused until it slows down.
+
+Most callers are far under their limit, and a round trip per request was a
+third of the API's latency. So an instance that last saw a caller under half
+their limit serves them from memory and reports those hits with its next call
+(one call adds a batch), made after BATCH requests, SYNC_AFTER_S seconds or at
+the window's end, whichever comes first; from half the limit on, every request
+calls. One instance therefore counts exactly as with a call per request; N
+instances serving one caller at once can let at most N × BATCH requests past
+the limit before all of them call on every request.
 
 The `limits` package implements the same strategies but has no Postgres
 storage, and its strategies need a second call for the reset time; one
@@ -26,6 +35,7 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -44,8 +54,16 @@ logger = logging.getLogger(__name__)
 # Each instance deletes counters idle for two windows at most this often (a separate statement).
 GC_INTERVAL_S = 300.0
 
-# The upsert lives in the rate_limit_hit() SQL function (migration 0009), whose plan Postgres keeps.
-_HIT = "SELECT hits, prev_hits, elapsed FROM rate_limit_hit(%s, %s)"
+# An instance serves a caller it last saw under HEADROOM of their limit from memory, at most
+# BATCH - 1 requests in a row and for SYNC_AFTER_S seconds, then counts them all in one call.
+BATCH = 10
+SYNC_AFTER_S = 2.0
+HEADROOM = 0.5
+# Callers remembered per instance; past this, those whose window has ended are forgotten.
+MAX_KNOWN = 4096
+
+# The upsert lives in the rate_limit_hit() SQL function (migrations 0009, 0026), whose plan Postgres keeps.
+_HIT = "SELECT hits, prev_hits, elapsed FROM rate_limit_hit(%s, %s, %s)"
 _COLLECT = "DELETE FROM rate_limit_counters WHERE (window_no + 2) * window_s < extract(epoch FROM now())"
 
 _next_gc = time.monotonic() + GC_INTERVAL_S
@@ -57,6 +75,26 @@ class Decision:
     limit: int
     estimate: float
     retry_after: int  # seconds; 0 when allowed
+
+
+@dataclass
+class _Known:
+    """What this instance knows of one caller's count since its last call."""
+    limit: int
+    estimate: float      # the sliding-window estimate that call returned, its own hits included
+    called_at: float     # time.monotonic() of that call
+    window_ends: float   # time.monotonic() at which that call's window ends
+    pending: int = 0     # requests served since, not yet counted in Postgres
+
+    def serves(self, now: float, limit: int) -> bool:
+        """Whether one more request is surely under the limit without asking Postgres."""
+        return (limit == self.limit and self.pending + 1 < BATCH
+                and now < min(self.called_at + SYNC_AFTER_S, self.window_ends)
+                and self.estimate + self.pending + 1 <= limit * HEADROOM)
+
+
+_known: dict[str, _Known] = {}
+_known_lock = threading.Lock()
 
 
 def group_of(method: str, resource_path: str) -> str | None:
@@ -102,21 +140,48 @@ def retry_after(limit: int, window_s: int, hits: int, prev_hits: int, elapsed: f
     return max(1, math.ceil(window_s - elapsed + fits_at_next))
 
 
-def hit(bucket: str, limit: int, window_s: int) -> Decision:
-    """Count one request against bucket: one autocommitted statement, one round trip."""
+def hit(bucket: str, limit: int, window_s: int, hits: int = 1) -> Decision:
+    """Count hits (this request and any served from memory) against bucket: one round trip."""
+    return decide(limit, window_s, *_count(bucket, window_s, hits))
+
+
+def count(bucket: str, limit: int, window_s: int) -> Decision:
+    """Count one request: from memory while the caller is surely under the limit, else hit()."""
+    now = time.monotonic()
+    with _known_lock:
+        known = _known.pop(bucket, None)
+        if known is not None and known.serves(now, limit):
+            known.pending += 1
+            _known[bucket] = known
+            return Decision(True, limit, known.estimate + known.pending, 0)
+    pending = known.pending if known is not None and known.limit == limit else 0
+    counted, prev_hits, elapsed = _count(bucket, window_s, pending + 1)
+    decision = decide(limit, window_s, counted, prev_hits, elapsed)
+    with _known_lock:
+        if len(_known) >= MAX_KNOWN:
+            for stale in [b for b, k in _known.items() if k.window_ends <= now]:
+                del _known[stale]
+            if len(_known) >= MAX_KNOWN:  # all live: forgetting them forgives at most BATCH hits each
+                _known.clear()
+        _known[bucket] = _Known(limit, decision.estimate, now, now + window_s - elapsed)
+    return decision
+
+
+def _count(bucket: str, window_s: int, hits: int) -> tuple[int, int, float]:
+    """Add hits to bucket's window in Postgres: (hits in this window, in the previous, seconds into it)."""
     conn = db.connection()
     autocommit = conn.autocommit
     conn.autocommit = True
     try:
         with conn.cursor() as cur:
-            cur.execute(_HIT, (bucket, window_s))
-            hits, prev_hits, elapsed = cur.fetchone()
+            cur.execute(_HIT, (bucket, window_s, hits))
+            counted, prev_hits, elapsed = cur.fetchone()
             if time.monotonic() >= _next_gc:
                 collect_garbage(cur)
     finally:
         if not conn.closed:
             conn.autocommit = autocommit
-    return decide(limit, window_s, hits, prev_hits, elapsed)
+    return counted, prev_hits, elapsed
 
 
 def collect_garbage(cur: Any) -> int:
@@ -136,7 +201,7 @@ def check(request: Any) -> Decision | None:
     if limit == 0:
         return None
     try:
-        return hit(f"{group}:{caller_of(request)}", limit, window_s)
+        return count(f"{group}:{caller_of(request)}", limit, window_s)
     except (db.DatabaseUnavailable, psycopg2.Error) as exc:
         logger.warning("rate limiter unavailable, letting the request through: %s", exc)
         if isinstance(exc, (psycopg2.OperationalError, psycopg2.InterfaceError)):

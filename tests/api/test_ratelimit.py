@@ -36,7 +36,14 @@ def limits(monkeypatch, stack):
 
 
 def forget(bucket: str) -> None:
+    """The bucket's count gone from Postgres and from this instance's memory."""
     db.execute("DELETE FROM rate_limit_counters WHERE bucket = %s", (bucket,))
+    ratelimit._known.pop(bucket, None)
+
+
+def counted(bucket: str) -> int:
+    """Hits Postgres holds for bucket's current window."""
+    return db.fetch_one("SELECT hits FROM rate_limit_counters WHERE bucket = %s", (bucket,))["hits"]
 
 
 def get(client, path, who=None):
@@ -235,28 +242,94 @@ def test_another_process_sees_the_same_count(stack):
     forget(bucket)
 
 
-def test_counting_is_one_statement_outside_any_transaction(stack):
-    """One round trip per request, in autocommit; the connection is left as it was found."""
-    statements: list[str] = []
+@pytest.fixture()
+def statements(stack):
+    """The SQL this thread's db connection runs, in order."""
+    ran: list[str] = []
 
     class Counting(psycopg2.extensions.cursor):
         def execute(self, sql, params=None):
-            statements.append(sql)
+            ran.append(sql)
             return super().execute(sql, params)
 
     db.close()
     conn = psycopg2.connect(stack.env["DATABASE_URL"], cursor_factory=Counting)
     conn.autocommit = False
     db._local.conn, db._local.used_at = conn, time.monotonic()
-    bucket = f"test:{uuid.uuid4()}"
     try:
-        for n in (1, 2, 3):
-            assert ratelimit.hit(bucket, 5, 60).estimate == n
-        assert len(statements) == 3
+        yield ran
         assert conn.autocommit is False
         assert conn.info.transaction_status == psycopg2.extensions.TRANSACTION_STATUS_IDLE
     finally:
         db.close()
+
+
+def test_counting_is_one_statement_outside_any_transaction(statements):
+    """One round trip per call, in autocommit; the connection is left as it was found."""
+    bucket = f"test:{uuid.uuid4()}"
+    for n in (1, 2, 3):
+        assert ratelimit.hit(bucket, 5, 60).estimate == n
+    assert len(statements) == 3
+    forget(bucket)
+
+
+def test_a_caller_far_under_the_limit_is_counted_in_batches(statements):
+    """Under half the limit, an instance calls Postgres once per BATCH requests, losing no hit."""
+    bucket = f"test:{uuid.uuid4()}"
+    decisions = [ratelimit.count(bucket, 1000, 60) for _ in range(25)]
+    assert all(d.allowed for d in decisions)
+    assert [d.estimate for d in decisions] == list(range(1, 26))
+    assert len(statements) == 3                    # requests 1, 11 and 21 called; the rest waited
+    assert counted(bucket) == 21                   # 1 + 10 + 10: the served ones arrive with the calls
+    forget(bucket)
+
+
+def test_near_the_limit_every_request_is_counted_exactly(statements):
+    bucket = f"test:{uuid.uuid4()}"
+    allowed = [ratelimit.count(bucket, 30, 3600).allowed for _ in range(40)]
+    assert allowed == [True] * 30 + [False] * 10   # one instance: the exact limit, as a call per request
+    assert counted(bucket) == 40                   # refused attempts count too, none left in memory
+    tail = statements[-15:]
+    assert len(tail) == 15 and all("rate_limit_hit" in sql for sql in tail)  # past half: a call each
+    forget(bucket)
+
+
+def test_remembered_counts_expire(stack, monkeypatch):
+    """After SYNC_AFTER_S (or at its window's end) an instance asks Postgres again."""
+    bucket = f"test:{uuid.uuid4()}"
+    ratelimit.count(bucket, 1000, 3600)
+    ratelimit.count(bucket, 1000, 3600)
+    assert counted(bucket) == 1
+    clock = time.monotonic() + ratelimit.SYNC_AFTER_S
+    monkeypatch.setattr(ratelimit.time, "monotonic", lambda: clock)
+    ratelimit.count(bucket, 1000, 3600)
+    assert counted(bucket) == 3
+    monkeypatch.undo()
+    ratelimit._known[bucket].window_ends = time.monotonic()   # its window just ended
+    ratelimit.count(bucket, 1000, 3600)
+    assert counted(bucket) == 4
+    forget(bucket)
+
+
+def test_another_instance_overshoots_by_at_most_one_batch(stack):
+    """What an instance served from memory reaches Postgres late: the limit may slip by < BATCH."""
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    bucket, limit = f"test:{uuid.uuid4()}", 40
+    here = [ratelimit.count(bucket, limit, 3600).allowed for _ in range(5)]   # 1 counted, 4 remembered
+    script = ("import json; from chalicelib.api import ratelimit;"
+              f" print(json.dumps([ratelimit.count({bucket!r}, {limit}, 3600).allowed for _ in range(45)]))")
+    out = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env={**os.environ, **stack.env},
+                         capture_output=True, text=True, timeout=120, check=True)
+    there = json.loads(out.stdout.strip().splitlines()[-1])
+    assert sum(there) == limit - 1               # it saw this instance's one counted hit, not the 4
+    here += [ratelimit.count(bucket, limit, 3600).allowed for _ in range(10)]
+    assert sum(here) == ratelimit.BATCH          # this instance went on from memory until its batch was due
+    assert limit < sum(here) + sum(there) < limit + ratelimit.BATCH
+    assert counted(bucket) == 5 + 45 + 10        # and every hit was counted in the end
     forget(bucket)
 
 
